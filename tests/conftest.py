@@ -63,3 +63,49 @@ def serve() -> Iterator[Callable[..., ServerThread]]:
     yield _serve
     for server in reversed(started):
         server.stop()
+
+
+def fake_providers(fake_url: str) -> dict[str, dict[str, Any]]:
+    """Provider overrides that point the built-ins at the fake upstream (same wire formats)."""
+    return {
+        "openai": {"base_url": f"{fake_url}/v1"},
+        "anthropic": {"base_url": f"{fake_url}/v1"},
+        "google-ai-studio": {"base_url": f"{fake_url}/v1beta"},
+        "workers-ai": {"base_url": f"{fake_url}/client/v4/accounts/acc/ai/run"},
+        "ollama": {"base_url": fake_url},
+        "groq": {"base_url": f"{fake_url}/openai/v1"},
+        "azure-openai": {"base_url": f"{fake_url}/openai/deployments/{{deployment}}"},
+    }
+
+
+def gateway_config(fake_url: str, **sections: Any) -> Any:
+    """A validated gateway `Config` against the fake upstream; ``sections`` override/extend it.
+
+    ``providers`` given here are merged over the fake ones; logs default to ``memory://`` so
+    tests leave no files behind.
+    """
+    from aigw_asgi.config import config_from_dict
+
+    data: dict[str, Any] = {"logs": {"store": "memory://"}}
+    providers = fake_providers(fake_url)
+    for name, override in sections.pop("providers", {}).items():
+        providers[name] = {**providers.get(name, {}), **override}
+    data["providers"] = providers
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return config_from_dict(data)
+
+
+@pytest.fixture
+def make_gateway(
+    fake_upstream: RunningFake, serve: Callable[..., ServerThread]
+) -> Callable[..., tuple[Any, ServerThread]]:
+    """``make_gateway(**sections) -> (gateway, server)``: a Gateway on the fake, under real uvicorn."""
+
+    def _make(**sections: Any) -> tuple[Any, ServerThread]:
+        from aigw_asgi import Gateway
+
+        gateway = Gateway(gateway_config(fake_upstream.url, **sections))
+        return gateway, serve(gateway)
+
+    return _make

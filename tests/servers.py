@@ -171,9 +171,7 @@ class RedisServer:
     back where the code under test expects it. Data does not survive a stop (persistence is off).
     """
 
-    def __init__(
-        self, port: int | None = None, *, binary: str = "redis-server", startup_timeout: float = 10.0
-    ) -> None:
+    def __init__(self, port: int | None = None, *, binary: str = "redis-server", startup_timeout: float = 10.0) -> None:
         path = shutil.which(binary)
         if path is None:
             raise RuntimeError(f"{binary!r} not found on PATH; install it (apt-get install redis-server)")
@@ -214,9 +212,7 @@ class RedisServer:
             "--logfile",
             self._log_path,
         ]
-        return subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self) -> RedisServer:
         """Start redis-server (again) and wait until it answers PING."""

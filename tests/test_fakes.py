@@ -59,9 +59,7 @@ def _sse_data(body: str) -> list[str]:
 def test_openai_chat_non_stream(fake_upstream: RunningFake) -> None:
     fake_upstream.app.cached_tokens = 3
     with _openai(fake_upstream) as client:
-        completion = client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
-        )
+        completion = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert completion.model == "gpt-4o-mini"
     assert completion.choices[0].message.content == EXPECTED_TEXT
     assert completion.choices[0].finish_reason == "stop"
@@ -279,9 +277,7 @@ def test_ollama_chat(fake_upstream: RunningFake) -> None:
         ("/api/chat", 503, lambda b: isinstance(b["error"], str)),
     ],
 )
-def test_forced_errors_use_provider_format(
-    fake_upstream: RunningFake, path: str, status: int, check: Any
-) -> None:
+def test_forced_errors_use_provider_format(fake_upstream: RunningFake, path: str, status: int, check: Any) -> None:
     with httpx.Client(base_url=fake_upstream.url) as client:
         resp = client.post(path, json={"model": "m"}, headers={"x-fake-status": str(status)})
     assert resp.status_code == status
@@ -334,9 +330,7 @@ def test_rules_are_fifo_and_filtered(fake_upstream: RunningFake) -> None:
 def test_broken_stream_raises_in_sdk(fake_upstream: RunningFake) -> None:
     fake_upstream.app.break_after = 3
     with _openai(fake_upstream) as client:
-        stream = client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
+        stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
         seen: list[str] = []
         with pytest.raises(STREAM_CUT_ERRORS):
             for chunk in stream:

@@ -587,8 +587,7 @@ def _anthropic_messages(ctx: _Ctx) -> _Reply:
         {"type": "ping"},
     ]
     events += [
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}
-        for word in ctx.words
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}} for word in ctx.words
     ]
     events += [
         {"type": "content_block_stop", "index": 0},

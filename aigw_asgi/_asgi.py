@@ -1,0 +1,136 @@
+"""Small helpers over raw ASGI messages, shared by every layer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .context import Headers, RequestContext
+from .errors import InvalidRequest, PayloadTooLarge
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def read_body(ctx: RequestContext, receive: Receive, limit: int) -> bytes:
+    """The request body, read once (kept on the context) and capped at ``limit`` bytes.
+
+    A declared ``Content-Length`` above the limit is refused before reading anything, so an
+    oversized upload costs nothing; a body that grows past the limit while arriving is refused
+    as soon as it crosses it.
+    """
+    if ctx.body is not None:
+        return ctx.body
+    declared = ctx.header(b"content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise InvalidRequest("Invalid header content-length") from None
+        if length > limit:
+            raise PayloadTooLarge(f"Request body too large (limit {limit} bytes)")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"Request body too large (limit {limit} bytes)")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    ctx.body = body
+    return body
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the request body was complete."""
+
+
+def replay_receive(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that yields the already-read body once, then defers to the real one.
+
+    Lets a middleware that needed the body (the cache, for its key) hand an intact request
+    to an inner app that knows nothing of the context.
+    """
+    sent = False
+
+    async def receive_replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return receive_replay
+
+
+def set_headers(headers: Headers, extra: Headers) -> Headers:
+    """``headers`` with every name in ``extra`` replaced by ``extra``'s values."""
+    names = {name for name, _ in extra}
+    return [h for h in headers if h[0] not in names] + extra
+
+
+def add_missing_headers(headers: Headers, extra: Headers) -> Headers:
+    """``headers`` plus the entries of ``extra`` whose names are not there yet."""
+    present = {name for name, _ in headers}
+    missing = [h for h in extra if h[0] not in present]
+    return headers + missing if missing else headers
+
+
+def header_value(headers: Headers, name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def lifespan_loop(
+    receive: Receive,
+    send: Send,
+    startup: Callable[[], Awaitable[None]] | None,
+    shutdown: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """Answer a ``lifespan`` scope: run ``startup``/``shutdown`` and report failures per spec."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                if startup is not None:
+                    await startup()
+            except Exception as exc:
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            try:
+                if shutdown is not None:
+                    await shutdown()
+            except Exception as exc:
+                await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.shutdown.complete"})
+            return

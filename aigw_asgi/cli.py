@@ -1,0 +1,120 @@
+"""``aigw serve | check-config | --version``.
+
+``serve`` runs the gateway under uvicorn (httptools + uvloop when present). The config is read
+and validated in the parent first, so a bad key fails before any worker starts; workers then
+build their own `Gateway` from the same file through `app_factory` (uvicorn's ``--factory``),
+which is also why the path travels in ``AIGW_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+
+logger = logging.getLogger("aigw_asgi")
+
+
+def app_factory() -> object:
+    from .gateway import Gateway
+
+    return Gateway(load_config())
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.config:
+        os.environ["AIGW_CONFIG"] = os.path.abspath(args.config)
+    try:
+        config: Config = load_config()
+    except ConfigError as exc:
+        print(f"aigw: invalid config: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or config.server.host
+    port = args.port or config.server.port
+    workers = args.workers or config.server.workers
+    logging.basicConfig(level=config.server.log_level.upper(), format="%(levelname)s:     %(message)s")
+    if not _is_loopback(host) and not config.gateway.admin_token:
+        logger.warning(
+            "aigw: listening on %s without gateway.admin_token: the admin API answers loopback clients only",
+            host,
+        )
+    if not _is_loopback(host) and not config.gateway.authentication:
+        logger.warning("aigw: listening on %s with authentication = false: anyone who can reach it can use it", host)
+
+    import uvicorn
+
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:  # pragma: no cover - Windows
+        loop = "asyncio"
+    print(f"aigw {__version__}: gateway on http://{host}:{port}{config.gateway.mount_path}", file=sys.stderr)
+    uvicorn.run(
+        "aigw_asgi.cli:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop=loop,
+        http="httptools",
+        log_level=config.server.log_level,
+        access_log=False,
+        server_header=False,
+        proxy_headers=config.server.proxy_headers,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(f"aigw: invalid config: {exc}", file=sys.stderr)
+        return 2
+    try:
+        from .providers.registry import ProviderRegistry
+
+        ProviderRegistry.from_config(config)
+    except ConfigError as exc:
+        print(f"aigw: invalid config: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: ok (gateway {config.gateway.id!r}, {len(config.providers)} provider overrides)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aigw", description="A self-hosted AI gateway.")
+    parser.add_argument("--version", action="version", version=f"aigw-asgi {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway under uvicorn")
+    serve.add_argument("--config", help="TOML config (default: $AIGW_CONFIG, else embedded defaults)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8787)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1; use one per core)")
+    serve.set_defaults(func=_serve)
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file")
+    check.set_defaults(func=_check)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

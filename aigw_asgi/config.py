@@ -1,0 +1,383 @@
+"""TOML configuration -> typed, validated dataclasses (SPEC §11).
+
+Every problem is found at start and reported with the dotted key that causes it
+(``rate_limit.technique: expected one of 'fixed', 'sliding'``): a gateway that starts is a
+gateway whose config was understood. ``"env:VAR"`` reads an environment variable at load time;
+a missing variable is an error naming both the key and the variable.
+
+Secrets (tokens, provider keys) are kept out of ``repr`` so a config never leaks into a log.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+Technique = Literal["fixed", "sliding"]
+Backoff = Literal["constant", "linear", "exponential"]
+
+
+@dataclass
+class ServerConfig:
+    """``aigw serve`` only; hosts that mount the gateway ignore it."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    workers: int = 1
+    log_level: str = "info"
+    proxy_headers: bool = False  # trust X-Forwarded-For from forwarded_allow_ips (uvicorn)
+
+
+@dataclass
+class TokenConfig:
+    name: str
+    token: str | None = field(default=None, repr=False)
+    sha256: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class GatewayConfig:
+    id: str = "default"
+    mount_path: str = "/"
+    authentication: bool = False
+    tokens: list[TokenConfig] = field(default_factory=list)
+    admin_token: str | None = field(default=None, repr=False)
+    max_request_bytes: int = 26_214_400  # 25 MiB, Cloudflare's cacheable-request limit
+    trusted_proxy_header: str | None = None  # e.g. "x-forwarded-for": where the client IP comes from
+
+
+@dataclass
+class UpstreamConfig:
+    """How the gateway talks to providers."""
+
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    connect_timeout_ms: int = 10_000
+    idle_timeout_ms: int = 600_000  # max silence between two chunks of an answer
+    max_connections: int = 1024
+    keepalive_s: int = 300
+    compression: bool = False  # False: ask upstream for identity bodies (cheaper usage parsing)
+
+
+@dataclass
+class CacheConfig:
+    ttl: int = 0  # seconds; 0 = only requests that ask (cf-aig-cache-ttl / cf-aig-cache-key)
+    storage: str = "memory://"
+    max_bytes: int = 268_435_456  # memory storage: total size of the LRU
+    max_entry_bytes: int = 10_485_760  # larger answers are not stored
+    cache_streams: bool = True
+    timeout_ms: int = 250  # Redis: per-operation bound; a slow cache is a MISS, never an error
+    key_prefix: str = "aigw"
+
+
+@dataclass
+class RateLimitRule:
+    limit: int
+    period: int
+    name: str = ""
+    technique: Technique = "fixed"
+    scope: list[str] = field(default_factory=lambda: ["gateway"])  # gateway|token|ip|provider|model|metadata.K
+    unit: Literal["requests", "tokens"] = "requests"
+
+
+@dataclass
+class RateLimitConfig:
+    limit: int = 0  # 0 = off
+    period: int = 60
+    technique: Technique = "fixed"
+    storage: str = "memory://"
+    fail_open: bool = True
+    timeout_ms: int = 250
+    key_prefix: str = "aigw"
+    rules: list[RateLimitRule] = field(default_factory=list)
+
+
+@dataclass
+class RetryConfig:
+    max_attempts: int = 1
+    delay_ms: int = 0
+    backoff: Backoff = "constant"
+    request_timeout_ms: int = 0  # 0 = no first-byte timeout
+    max_retry_after_ms: int = 5000  # an upstream Retry-After is honoured up to this
+    jitter: float = 0.1  # +-10 % on every delay, so retries of many clients spread out
+
+
+@dataclass
+class LogsConfig:
+    enabled: bool = True
+    store: str = "sqlite:///aigw.db"
+    collect_payload: bool = True
+    max_logs: int = 1_000_000
+    strategy: Literal["DELETE_OLDEST", "STOP_INSERTING"] = "DELETE_OLDEST"
+    max_body_bytes: int = 65_536  # stored request/response bodies are capped at this
+    batch_size: int = 200
+    flush_interval_ms: int = 500
+    queue_size: int = 10_000
+
+
+@dataclass
+class TelemetryConfig:
+    otel: bool = True  # spans and metrics through the global (or injected) OTel providers
+    capture_content: bool = False
+    service_name: str = "aigw-asgi"
+
+
+@dataclass
+class ProviderKeyConfig:
+    alias: str
+    key: str = field(repr=False)
+
+
+@dataclass
+class ProviderConfig:
+    base_url: str | None = None
+    version_prefix: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_keys: list[ProviderKeyConfig] = field(default_factory=list)
+    auth_header: str | None = None
+    auth_scheme: str | None = None  # "Bearer", "Token", "" …
+    format: str | None = None  # usage wire format: openai|anthropic|gemini|workers-ai|cohere|ollama
+    account_id: str | None = None  # workers-ai
+    stream_usage: bool | None = None  # inject stream_options.include_usage (OpenAI-style APIs)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PriceConfig:
+    """USD per token."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
+@dataclass
+class RouteTarget:
+    provider: str
+    model: str
+    alias: str | None = None
+    weight: float = 1.0
+    endpoint: str | None = None
+
+
+@dataclass
+class RouteConfig:
+    targets: list[RouteTarget]
+    strategy: Literal["fallback", "round-robin", "weighted", "least-latency"] = "fallback"
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    retries: RetryConfig = field(default_factory=RetryConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    routes: dict[str, RouteConfig] = field(default_factory=dict)
+    prices: dict[str, PriceConfig] = field(default_factory=dict)
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+def _resolve_env(value: str, key: str) -> str:
+    if value.startswith("env:"):
+        var = value[4:]
+        if var not in os.environ:
+            raise ConfigError(f"{key}: environment variable {var} is not set")
+        return os.environ[var]
+    return value
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        last: ConfigError | None = None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key)
+            except ConfigError as exc:
+                last = exc
+        raise last or ConfigError(f"{key}: invalid value")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key}: expected one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list")
+        (item_tp,) = typing.get_args(tp)
+        return [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table")
+        _, val_tp = typing.get_args(tp)
+        return {str(k): _convert(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if is_dataclass(tp):
+        return _build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return _resolve_env(value, key)
+    raise ConfigError(f"{key}: unsupported type")  # pragma: no cover - schema bug
+
+
+def _build(cls: Any, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for name in data:
+        if name not in known:
+            where = f"{prefix}.{name}" if prefix else name
+            raise ConfigError(f"{where}: unknown key")
+    kwargs: dict[str, Any] = {}
+    for name, f in known.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], key)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"{key}: required")
+    return cls(**kwargs)
+
+
+def _check(cond: bool, key: str, why: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {why}")
+
+
+def validate(config: Config) -> Config:
+    """Range and cross-field checks the types cannot express."""
+    g = config.gateway
+    _check(bool(g.id) and len(g.id) <= 64, "gateway.id", "expected 1 to 64 characters")
+    _check(g.mount_path.startswith("/"), "gateway.mount_path", "must start with '/'")
+    _check(g.max_request_bytes > 0, "gateway.max_request_bytes", "must be positive")
+    for i, tok in enumerate(g.tokens):
+        key = f"gateway.tokens[{i}]"
+        _check(bool(tok.name), f"{key}.name", "required")
+        _check((tok.token is None) != (tok.sha256 is None), key, "set exactly one of token or sha256")
+        if tok.sha256 is not None:
+            digest = tok.sha256.lower()
+            _check(
+                len(digest) == 64 and all(c in "0123456789abcdef" for c in digest),
+                f"{key}.sha256",
+                "expected 64 hex characters",
+            )
+        if tok.token is not None:
+            _check(len(tok.token) >= 8, f"{key}.token", "expected at least 8 characters")
+    _check(not g.authentication or bool(g.tokens), "gateway.tokens", "authentication = true needs a token")
+    names = [t.name for t in g.tokens]
+    _check(len(names) == len(set(names)), "gateway.tokens", "token names must be unique")
+    s = config.server
+    _check(0 < s.port < 65536, "server.port", "expected 1 to 65535")
+    _check(s.workers >= 1, "server.workers", "must be at least 1")
+    u = config.upstream
+    _check(u.connect_timeout_ms > 0, "upstream.connect_timeout_ms", "must be positive")
+    _check(u.idle_timeout_ms > 0, "upstream.idle_timeout_ms", "must be positive")
+    _check(u.max_connections > 0, "upstream.max_connections", "must be positive")
+    c = config.cache
+    _check(c.ttl == 0 or 60 <= c.ttl <= 2_592_000, "cache.ttl", "expected 0 or 60 to 2592000 seconds")
+    _check(
+        c.storage.split("://")[0] in ("memory", "redis", "rediss", "redis+cluster"),
+        "cache.storage",
+        "expected memory://, redis://, rediss:// or redis+cluster://",
+    )
+    _check(
+        c.max_entry_bytes > 0 and c.max_bytes >= c.max_entry_bytes,
+        "cache.max_entry_bytes",
+        "must be positive and at most cache.max_bytes",
+    )
+    _check(c.timeout_ms > 0, "cache.timeout_ms", "must be positive")
+    r = config.rate_limit
+    _check(r.limit >= 0, "rate_limit.limit", "must be 0 (off) or positive")
+    _check(r.period > 0, "rate_limit.period", "must be positive")
+    _check(
+        r.storage.split("://")[0] in ("memory", "redis", "rediss", "redis+cluster"),
+        "rate_limit.storage",
+        "expected memory://, redis://, rediss:// or redis+cluster://",
+    )
+    for i, rule in enumerate(r.rules):
+        key = f"rate_limit.rules[{i}]"
+        _check(rule.limit > 0, f"{key}.limit", "must be positive")
+        _check(rule.period > 0, f"{key}.period", "must be positive")
+        _check(bool(rule.scope), f"{key}.scope", "must name at least one scope")
+        for part in rule.scope:
+            _check(
+                part in ("gateway", "token", "ip", "provider", "model")
+                or (part.startswith("metadata.") and len(part) > 9),
+                f"{key}.scope",
+                f"unknown scope {part!r}",
+            )
+    t = config.retries
+    _check(1 <= t.max_attempts <= 5, "retries.max_attempts", "expected 1 to 5")
+    _check(0 <= t.delay_ms <= 5000, "retries.delay_ms", "expected 0 to 5000")
+    _check(t.request_timeout_ms >= 0, "retries.request_timeout_ms", "must be 0 (off) or positive")
+    _check(0 <= t.jitter <= 1, "retries.jitter", "expected 0 to 1")
+    lg = config.logs
+    _check(
+        lg.store.split("://")[0] in ("sqlite", "memory", "redis", "rediss"),
+        "logs.store",
+        "expected sqlite:///PATH, memory:// or redis://",
+    )
+    _check(lg.max_logs > 0, "logs.max_logs", "must be positive")
+    _check(lg.batch_size > 0 and lg.queue_size > 0, "logs.batch_size", "batch_size and queue_size must be positive")
+    for name, p in config.providers.items():
+        key = f"providers.{name}"
+        if p.base_url is not None:
+            _check(p.base_url.startswith(("http://", "https://")), f"{key}.base_url", "must be an http(s) URL")
+        aliases = [k.alias for k in p.api_keys]
+        _check(len(aliases) == len(set(aliases)), f"{key}.api_keys", "aliases must be unique")
+    for name, route in config.routes.items():
+        _check(bool(route.targets), f"routes.{name}.targets", "needs at least one target")
+        for i, target in enumerate(route.targets):
+            _check(target.weight > 0, f"routes.{name}.targets[{i}].weight", "must be positive")
+    return config
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    config: Config = _build(Config, data, "")
+    return validate(config)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate a TOML config; with no path, ``$AIGW_CONFIG`` or the embedded defaults."""
+    if path is None:
+        path = os.environ.get("AIGW_CONFIG") or None
+    if path is None:
+        return validate(Config())
+    try:
+        with Path(path).open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return config_from_dict(data)

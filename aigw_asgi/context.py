@@ -1,0 +1,295 @@
+"""The per-request context: the one object every layer reads and fills.
+
+A request entering the gateway gets a `RequestContext` at ``scope["state"]["aigw"]``. Layers never
+smuggle anything else between them: auth writes ``token_name``, the cache writes ``cache_status``,
+the router writes ``provider``, ``model``, ``usage`` and the timings, telemetry reads it all at the
+end and writes the log row. Because each middleware may also run alone around any ASGI app,
+`ensure_context` creates the object on first touch, whoever touches it first.
+
+Retries and universal steps: ``log_id`` always names the attempt that is running (or answered).
+When the router retries, it moves a snapshot of the failed attempt to ``attempts`` and takes a
+fresh log id, so telemetry can write one row per attempt and the ``cf-aig-log-id`` header names
+the row of the answer. A universal request runs each step as a child context (``children``),
+each with its own attempts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import GatewayError
+
+if TYPE_CHECKING:
+    from .options import RequestOptions
+
+Headers = list[tuple[bytes, bytes]]
+"""Raw ASGI headers: lowercase names, latin-1 bytes."""
+
+
+def uuid7() -> str:
+    """A time-ordered UUIDv7 (RFC 9562) string; Python 3.11 has no ``uuid.uuid7``.
+
+    Time-ordered ids keep log rows in insertion order in every store's index.
+    """
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version 7
+    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a: 12 bits
+    value |= 0b10 << 62  # RFC 4122 variant
+    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b: 62 bits
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts as the provider reported them; ``None`` means unknown, never a guess."""
+
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cached_tokens_in: int | None = None
+    reasoning_tokens_out: int | None = None
+
+    def known(self) -> bool:
+        return self.tokens_in is not None or self.tokens_out is not None
+
+    def merge(self, other: Usage) -> None:
+        """Fill in what ``other`` knows (streams report input and output in different events)."""
+        if other.tokens_in is not None:
+            self.tokens_in = other.tokens_in
+        if other.tokens_out is not None:
+            self.tokens_out = other.tokens_out
+        if other.cached_tokens_in is not None:
+            self.cached_tokens_in = other.cached_tokens_in
+        if other.reasoning_tokens_out is not None:
+            self.reasoning_tokens_out = other.reasoning_tokens_out
+
+
+@dataclass(slots=True)
+class Attempt:
+    """A finished upstream attempt that did not answer the client (it was retried or fell back)."""
+
+    log_id: str
+    step: int
+    attempt: int
+    provider: str | None
+    model: str | None
+    status_code: int | None
+    started: float
+    ended: float
+    first_byte: float | None
+    error: str | None
+    error_type: str | None
+    usage: Usage
+    response_body: bytes | None = None
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Everything the layers know about one request (see the module docstring)."""
+
+    gateway_id: str
+    method: str
+    path: str  # the route path inside the gateway, e.g. "/openai/chat/completions"
+    headers: Headers  # the client's request headers (not copied)
+    client_ip: str | None = None
+    user_agent: str | None = None
+
+    log_id: str = field(default_factory=uuid7)
+    request_id: str = ""
+    event_id: str = ""
+
+    # Filled by the layers.
+    token_name: str | None = None  # auth: the name of the gateway token that matched
+    gateway_token: str | None = field(default=None, repr=False)  # auth: never logged or forwarded
+    provider: str | None = None
+    endpoint: str | None = None  # the upstream path after the provider slug
+    model: str | None = None  # the requested model
+    response_model: str | None = None  # the model the provider says answered
+    step: int = 0
+    attempt: int = 1
+    cache_status: str = "MISS"  # HIT | MISS | BYPASS (BYPASS is logged, the header says MISS)
+    cache_key: str | None = None
+    stream: bool = False  # the answer is a stream (SSE or NDJSON)
+    status_code: int | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost: float | None = None
+    custom_cost: bool = False
+    rate_limited_by: str | None = None
+    error: str | None = None  # a human message, secrets redacted
+    error_code: int | None = None  # gateway error code (2003, 2005…) when the gateway made the answer
+    error_type: str | None = None  # low-cardinality: "429", "timeout", exception class…
+
+    # Timings: perf_counter() seconds, plus wall-clock start for the log's created_at.
+    started_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    first_byte: float | None = None
+    ended: float | None = None
+
+    # Bodies. ``body`` is read at most once per request by whichever layer needs it first;
+    # later layers (and the inner app, through a replaying ``receive``) reuse it.
+    body: bytes | None = field(default=None, repr=False)
+    response_body: bytes | None = field(default=None, repr=False)  # captured for logs (capped)
+    _json: Any = field(default=None, repr=False)
+    _json_parsed: bool = field(default=False, repr=False)
+    _options: RequestOptions | None = field(default=None, repr=False)
+    _options_error: GatewayError | None = field(default=None, repr=False)
+
+    attempts: list[Attempt] = field(default_factory=list)
+    children: list[RequestContext] = field(default_factory=list)
+    parent: RequestContext | None = field(default=None, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict)  # for layers outside this package
+
+    def __post_init__(self) -> None:
+        if not self.request_id:
+            self.request_id = self.log_id
+
+    # -- request data, parsed at most once ------------------------------------------------------
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a request header (``name`` lowercase)."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def options(self) -> RequestOptions:
+        """The parsed ``cf-aig-*`` request headers.
+
+        Parsed on first use and cached; an invalid header raises the same `GatewayError` (400,
+        code 2004) to every layer that asks, so whichever layer needs an option first answers it.
+        """
+        if self._options is None:
+            if self._options_error is not None:
+                raise self._options_error
+            from .options import parse_options
+
+            try:
+                self._options = parse_options(self.headers)
+            except GatewayError as exc:
+                self._options_error = exc
+                raise
+        return self._options
+
+    def set_body(self, body: bytes) -> None:
+        """Replace the body to forward (e.g. after a rewrite) and forget the parsed JSON."""
+        self.body = body
+        self._json = None
+        self._json_parsed = False
+
+    def json(self) -> Any:
+        """The request body parsed as JSON, or ``None`` when it is not JSON. Parsed once."""
+        if not self._json_parsed:
+            self._json_parsed = True
+            if self.body:
+                try:
+                    self._json = json.loads(self.body)
+                except (ValueError, UnicodeDecodeError):
+                    self._json = None
+        return self._json
+
+    @property
+    def metadata(self) -> dict[str, str | int | float | bool]:
+        try:
+            return self.options.metadata
+        except GatewayError:
+            return {}
+
+    # -- retries --------------------------------------------------------------------------------
+
+    def next_attempt(self, *, status_code: int | None, error: str | None, error_type: str | None) -> None:
+        """Record the running attempt as failed and start a new one with a fresh log id."""
+        self.attempts.append(
+            Attempt(
+                log_id=self.log_id,
+                step=self.step,
+                attempt=self.attempt,
+                provider=self.provider,
+                model=self.model,
+                status_code=status_code,
+                started=self.started,
+                ended=time.perf_counter(),
+                first_byte=self.first_byte,
+                error=error,
+                error_type=error_type,
+                usage=self.usage,
+                response_body=self.response_body,
+            )
+        )
+        self.log_id = uuid7()
+        self.attempt += 1
+        self.started = time.perf_counter()
+        self.first_byte = None
+        self.usage = Usage()
+        self.response_body = None
+        self.error = self.error_type = None
+        self.error_code = None
+
+    # -- response headers -----------------------------------------------------------------------
+
+    def response_headers(self) -> Headers:
+        """The ``cf-aig-*`` headers every gateway-handled response carries (SPEC §3)."""
+        headers = [
+            (b"cf-aig-log-id", self.log_id.encode()),
+            (b"cf-aig-request-id", self.request_id.encode()),
+            (b"cf-aig-event-id", self.event_id.encode("latin-1")),
+            (b"cf-aig-step", str(self.step).encode()),
+            (b"cf-aig-cache-status", b"HIT" if self.cache_status == "HIT" else b"MISS"),
+        ]
+        if self.provider:
+            headers.append((b"cf-aig-provider", self.provider.encode()))
+        if self.model:
+            headers.append((b"cf-aig-model", self.model.encode("latin-1", "replace")))
+        return headers
+
+
+def _client_ip(scope: dict[str, Any]) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+def route_path(scope: dict[str, Any]) -> str:
+    """The path below the app's mount point, as Starlette computes it for mounted apps."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    return path
+
+
+def ensure_context(scope: dict[str, Any], gateway_id: str = "default") -> RequestContext:
+    """The request's context, created on first touch (any layer may be the outermost one)."""
+    state = scope.get("state")
+    if state is None:
+        state = scope["state"] = {}
+    ctx: RequestContext | None = state.get("aigw")
+    if ctx is None:
+        headers: Headers = scope.get("headers", [])
+        ctx = RequestContext(
+            gateway_id=gateway_id,
+            method=scope.get("method", "GET"),
+            path=route_path(scope),
+            headers=headers,
+            client_ip=_client_ip(scope),
+        )
+        for key, value in headers:
+            if key == b"user-agent":
+                ctx.user_agent = value.decode("latin-1")
+            elif key == b"cf-aig-event-id":
+                ctx.event_id = value.decode("latin-1")
+        if not ctx.event_id:
+            ctx.event_id = ctx.log_id
+        state["aigw"] = ctx
+    return ctx
+
+
+def get_context(scope: dict[str, Any]) -> RequestContext | None:
+    """The request's context if a gateway layer has created one."""
+    state = scope.get("state")
+    return state.get("aigw") if state else None

@@ -1,0 +1,127 @@
+"""Gateway: the whole pipeline, built in one place.
+
+    request ─▶ TelemetryMiddleware   times it, logs every attempt, spans and metrics
+             ─▶ AuthMiddleware        gateway token (cache hits are authenticated too)
+             ─▶ UniversalMiddleware   POST / : runs each step through the stack below
+             ─▶ CacheMiddleware       HIT answers here: logged, never rate-limited
+             ─▶ RateLimitMiddleware   counts what reaches a provider
+             ─▶ ProviderRouter        /{provider}/{path} pass-through, retries, usage
+    /admin/* ─▶ AdminApp              guarded by the admin token, outside the pipeline
+
+Everything with a connection or a background task (upstream pool, Redis, log writer) starts
+lazily on first use, because a gateway mounted in FastAPI/Starlette never receives lifespan
+events. ``async with gateway.lifespan():`` or ``await gateway.aclose()`` closes it all; as the
+top-level app it answers the ``lifespan`` scope itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ._asgi import ASGIApp, Receive, Scope, Send, lifespan_loop
+from .admin import AdminApp
+from .auth import AuthMiddleware
+from .cache import CacheMiddleware
+from .config import Config, validate
+from .context import ensure_context, route_path
+from .errors import GatewayError, NotFound, send_error
+from .providers.registry import ProviderRegistry
+from .ratelimit import RateLimitMiddleware
+from .router import ProviderRouter
+from .telemetry import TelemetryMiddleware
+from .transport import Transport, UpstreamStreamError
+from .universal import UniversalMiddleware
+
+logger = logging.getLogger("aigw_asgi")
+
+
+class Gateway:
+    """An ASGI app: ``app.mount("/ai", Gateway(load_config("aigw.toml")))``."""
+
+    def __init__(self, config: Config | None = None, *, transport: Transport | None = None) -> None:
+        self.config = config if config is not None else validate(Config())
+        self.id = self.config.gateway.id
+        self.providers = ProviderRegistry.from_config(self.config)
+
+        self.router = ProviderRouter(self.config, providers=self.providers, transport=transport)
+        self.rate_limit = RateLimitMiddleware(self.router, self.config.rate_limit, gateway_id=self.id)
+        self.cache = CacheMiddleware(self.rate_limit, self.config.cache, gateway_id=self.id)
+        self.universal = UniversalMiddleware(self.cache, self.config)
+        self.auth = AuthMiddleware(self.universal, self.config.gateway)
+        self.telemetry = TelemetryMiddleware(self.auth, self.config)
+        self.app: ASGIApp = self.telemetry
+        self.admin = AdminApp(self)
+
+        mount = self.config.gateway.mount_path.rstrip("/")
+        self._mount = mount  # "" when the gateway sits at the root
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await lifespan_loop(receive, send, None, self.aclose)
+            return
+        if self._mount:
+            path = route_path(scope)
+            if path != self._mount and not path.startswith(self._mount + "/"):
+                if kind == "http":
+                    await send_error(send, NotFound(f"Not found: the gateway is at {self._mount}/"))
+                else:
+                    await send({"type": "websocket.close", "code": 1008})
+                return
+            scope = dict(scope)
+            scope["root_path"] = scope.get("root_path", "") + self._mount
+        path = route_path(scope)
+        if path == "/admin" or path.startswith("/admin/"):
+            await self.admin(scope, receive, send)
+            return
+        if kind != "http":
+            ensure_context(scope, self.id)
+            await self.app(scope, receive, send)
+            return
+        await self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = ensure_context(scope, self.id)
+        started = False
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except UpstreamStreamError:
+            # The upstream broke inside a non-streamed body after we had started relaying it.
+            # Returning without finishing the body makes the server drop the connection, which
+            # is the only honest way left to tell the client (never a silent, truncated 200).
+            return
+        except GatewayError as exc:
+            if started:
+                raise
+            await send_error(send, exc, ctx.response_headers())
+        except Exception:
+            logger.exception("unhandled error in the gateway pipeline")
+            if started:
+                raise
+            await send_error(send, GatewayError("Internal gateway error"), ctx.response_headers())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[Gateway]:
+        """For hosts that manage resources: ``async with gateway.lifespan(): ...``."""
+        try:
+            yield self
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Flush logs and close every pool; the gateway reopens them lazily if used again."""
+        for closer in (self.telemetry.aclose, self.cache.aclose, self.rate_limit.aclose, self.router.aclose):
+            try:
+                await closer()
+            except Exception:  # one failing backend must not keep the others open
+                logger.exception("error while closing the gateway")

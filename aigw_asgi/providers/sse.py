@@ -1,0 +1,197 @@
+"""Incremental Server-Sent Events and NDJSON parsing, sans-IO.
+
+The gateway forwards streams while reading usage out of them, so it needs what generic SSE clients
+throw away: each event's exact bytes (``raw``) next to its parsed fields, however the network split
+them. Parsing runs once per upstream chunk on the streaming hot path, so it never loops over bytes
+in Python: events are cut at the blank line with ``bytes.find`` (a compiled regex only once the
+stream has shown a ``\\r``), and only whole events are split into lines.
+
+Deliberate departures from the WHATWG dispatch rules, because forwarding needs every byte:
+
+* blocks with no ``data:`` line (comments, keep-alives) are returned too, with ``data == b""``;
+  a spec consumer skips them. Concatenating every ``raw`` reproduces the input exactly.
+* `SSEParser.flush` returns a trailing event that lacks its blank line (the spec drops it), because
+  upstreams that close without the final blank line still mean their last event.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Two line terminators in a row end an event. A lone "\r" is only a terminator when no "\n" follows,
+# otherwise "\r\n" would count as two and end the event one line early.
+_BOUNDARY = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+_BOM = b"\xef\xbb\xbf"
+_COLON = 0x3A
+_CR = 0x0D
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    """One event: the fields a usage reader needs, plus the exact bytes to forward."""
+
+    event: str | None  # the ``event:`` field, None when absent (the spec's default, "message")
+    data: bytes  # ``data:`` lines joined with b"\n"; b"" for comment-only blocks
+    raw: bytes  # the bytes as received, terminating blank line included
+
+
+def _parse_block(block: bytes) -> SSEEvent:
+    """Read the fields of one complete event (``block`` is its raw bytes)."""
+    event: str | None = None
+    data: list[bytes] = []
+    for line in block.splitlines():
+        if not line or line[0] == _COLON:
+            continue
+        colon = line.find(b":")
+        if colon < 0:
+            name, value = line, b""
+        else:
+            name, value = line[:colon], line[colon + 1 :]
+            if value[:1] == b" ":
+                value = value[1:]
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            event = value.decode("utf-8", "replace") or None
+        # id: and retry: only matter to the client, which gets them through ``raw``.
+    return SSEEvent(event, data[0] if len(data) == 1 else b"\n".join(data), block)
+
+
+class SSEParser:
+    """Incremental: feed arbitrary byte chunks (split anywhere, even inside b"\\r\\n"), get whole events."""
+
+    __slots__ = ("_buf", "_scan", "_cr", "_started")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()  # bytearray: a big event arriving in many small chunks stays linear
+        self._scan = 0  # where the next boundary search starts in _buf (the rest was searched already)
+        self._cr = False  # a "\r" was seen: from then on boundaries need the regex
+        self._started = False
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes received that are not part of a complete event yet."""
+        return bytes(self._buf)
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:
+            return []
+        if not self._cr and b"\r" in chunk:
+            self._cr = True
+        if self._buf:
+            self._buf += chunk
+            return self._split(self._buf, final=False)
+        return self._split(chunk, final=False)
+
+    def flush(self) -> list[SSEEvent]:
+        """The events left when the stream ends, including a last one that lacks its blank line."""
+        if not self._buf:
+            return []
+        events = self._split(self._buf, final=True)
+        if self._buf:
+            events.append(self._event(bytes(self._buf)))
+            self._buf = bytearray()
+        self._scan = 0
+        return events
+
+    def _split(self, buf: bytes, *, final: bool) -> list[SSEEvent]:
+        # ``buf`` is the caller's chunk (no copy) or ``self._buf`` (a bytearray, sliced into bytes).
+        events: list[SSEEvent] = []
+        pos = 0
+        scan = self._scan
+        n = len(buf)
+        copy = buf is self._buf  # slices of the bytearray must become bytes
+        deferred = -1
+        if self._cr:
+            search = _BOUNDARY.search
+            while (m := search(buf, scan)) is not None:
+                end = m.end()
+                if end == n and not final and buf[n - 1] == _CR:
+                    # A "\r" at the very end may be the first half of "\r\n": the "\n" belongs to
+                    # this event's raw bytes, so wait for the next byte (or the end of the stream).
+                    deferred = m.start()
+                    break
+                events.append(self._event(bytes(buf[pos:end]) if copy else buf[pos:end]))
+                pos = scan = end
+        else:
+            find = buf.find
+            while (i := find(b"\n\n", scan)) >= 0:
+                end = i + 2
+                block = bytes(buf[pos:end]) if copy else buf[pos:end]
+                if block.startswith(b"data:") and find(b"\n", pos) == i and self._started:
+                    # The common case, one data line: no need to split lines.
+                    events.append(SSEEvent(None, block[6:-2] if block[5] == 0x20 else block[5:-2], block))
+                else:
+                    events.append(self._event(block))
+                pos = scan = end
+        if copy:
+            if pos:
+                del self._buf[:pos]
+        elif pos < n:
+            self._buf = bytearray(memoryview(buf)[pos:])
+        rest = n - pos
+        if deferred >= 0:
+            self._scan = deferred - pos
+        else:
+            # A boundary completed by the next chunk starts at most 3 bytes back ("\r\n\r" + "\n").
+            self._scan = max(0, rest - (3 if self._cr else 1))
+        return events
+
+    def _event(self, block: bytes) -> SSEEvent:
+        if not self._started:
+            self._started = True
+            if block.startswith(_BOM):  # the spec strips one BOM at the start of the stream
+                event = _parse_block(block[3:])
+                event.raw = block
+                return event
+        return _parse_block(block)
+
+
+class NDJSONParser:
+    """Incremental newline-delimited JSON (Ollama, Cohere v1 streams): feed chunks, get whole lines.
+
+    Lines come back without their "\\n" (or "\\r\\n"); blank lines are skipped since no JSON reader
+    accepts them.
+    """
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes of a line that has not ended yet."""
+        return bytes(self._buf)
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            self._buf += chunk
+            return []
+        if self._buf:
+            self._buf += chunk[:last]
+            text = bytes(self._buf)
+            self._buf = bytearray(chunk[last + 1 :])
+        else:
+            text = chunk[:last]
+            if last + 1 < len(chunk):
+                self._buf = bytearray(chunk[last + 1 :])
+        return _lines(text)
+
+    def flush(self) -> list[bytes]:
+        """The last line when the stream ends without a final newline."""
+        text = bytes(self._buf)
+        self._buf = bytearray()
+        return _lines(text)
+
+
+def _lines(text: bytes) -> list[bytes]:
+    out = []
+    for line in text.split(b"\n"):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line.strip():
+            out.append(line)
+    return out

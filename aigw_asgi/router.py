@@ -1,0 +1,434 @@
+"""ProviderRouter: provider-native pass-through, ``ANY /{provider}/{path}`` (SPEC §2).
+
+The innermost app of the gateway. Per request it: resolves the provider (data, see
+providers/registry.py), refuses paths that could escape the upstream base, reads the body once
+with a cap, builds the upstream headers (no hop-by-hop, no ``cf-aig-*``, no gateway token;
+a stored BYOK key only when the client sent no credential), retries per the retry policy, and
+relays the answer chunk by chunk as it arrives, feeding a usage tracker on the way.
+
+Nothing is buffered on the way back except what usage accounting needs: a non-streamed JSON
+answer is kept (to read ``usage``) while it is forwarded, a stream is parsed event by event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import zlib
+from typing import Any
+
+from ._asgi import ClientDisconnected, Receive, Scope, Send, lifespan_loop, read_body
+from .config import Config
+from .context import RequestContext, ensure_context
+from .errors import (
+    GatewayError,
+    InvalidProvider,
+    InvalidRequest,
+    NotFound,
+    UnknownByokAlias,
+    UpstreamError,
+    send_error,
+)
+from .providers.registry import Provider, ProviderRegistry, join_url, model_from
+from .providers.usage import StreamTracker, error_event, usage_from_json
+from .routing.retry import backoff_delay, is_retryable_status, retry_after, retry_policy
+from .transport import Transport, UpstreamResponse, UpstreamStreamError, make_transport
+
+# Never forwarded upstream: hop-by-hop (RFC 9110 §7.6.1), what the transport recomputes, and
+# the gateway's own headers (cf-aig-* are filtered by prefix).
+_DROP_REQUEST = frozenset(
+    {
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"expect",
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+        b"x-real-ip",
+    }
+)
+# date/server: the server hosting the gateway writes its own; two of each confuse clients.
+_DROP_RESPONSE = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"date",
+        b"server",
+    }
+)
+_MAX_USAGE_BODY = 16 * 1024 * 1024  # a JSON answer larger than this is relayed but not parsed for usage
+
+
+def _check_path(scope: Scope, path: str) -> None:
+    """Refuse anything that could make the upstream URL point elsewhere than the provider base."""
+    raw = scope.get("raw_path") or b""
+    lowered = raw.lower()
+    if b"%2f" in lowered or b"%5c" in lowered or b"%00" in lowered:
+        raise InvalidRequest("Invalid path: encoded slashes are not allowed")
+    if "\\" in path or "//" in path or "://" in path or path.startswith("/"):
+        raise InvalidRequest("Invalid path")
+    for segment in path.split("/"):
+        if segment in (".", ".."):
+            raise InvalidRequest("Invalid path: dot segments are not allowed")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise InvalidRequest("Invalid path")
+
+
+def _quote_path(path: str) -> str:
+    from urllib.parse import quote
+
+    # Keep every character a provider path legitimately uses (Gemini's ":", Workers AI's "@").
+    return quote(path, safe="/:@!$&'()*+,;=-._~")
+
+
+def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
+    for key, value in headers:
+        if key == b"content-type":
+            return value.lower()
+    return b""
+
+
+class ProviderRouter:
+    """The ASGI app at the centre of the gateway (usable alone, without any middleware)."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        providers: ProviderRegistry | None = None,
+        transport: Transport | None = None,
+    ):
+        self.config = config or Config()
+        self.providers = providers or ProviderRegistry.from_config(self.config)
+        self.transport: Transport = transport or make_transport(self.config.upstream)
+        self.gateway_id = self.config.gateway.id
+        self.max_body = self.config.gateway.max_request_bytes
+        self.log_body_cap = self.config.logs.max_body_bytes
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.handle(scope, receive, send)
+        elif kind == "websocket":
+            # Realtime pass-through (WS /{provider}/...) is on the roadmap; refuse cleanly.
+            await send({"type": "websocket.close", "code": 1008, "reason": "not supported"})
+        elif kind == "lifespan":
+            await lifespan_loop(receive, send, None, self.aclose)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = ensure_context(scope, self.gateway_id)
+        started = False
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self._proxy(ctx, scope, receive, tracked_send)
+        except GatewayError as exc:
+            ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
+            ctx.error_type = ctx.error_type or type(exc).__name__
+            if not started:
+                await send_error(send, exc, ctx.response_headers())
+        except ClientDisconnected:
+            ctx.status_code, ctx.error, ctx.error_type = 499, "client disconnected", "client_disconnect"
+        finally:
+            if ctx.ended is None:
+                ctx.ended = time.perf_counter()
+
+    # -- the request ----------------------------------------------------------------------------
+
+    async def _proxy(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send) -> None:
+        _, _, rest = ctx.path.partition("/")
+        slug, _, path = rest.partition("/")
+        if not slug:
+            raise NotFound("Not found: use /{provider}/{path}")
+        provider = self.providers.get(slug)
+        if provider is None:
+            raise InvalidProvider(f"Invalid provider: {slug[:64]}")
+        ctx.provider = slug
+        _check_path(scope, path)
+        try:
+            url, params = join_url(provider, _quote_path(path))
+        except ValueError as exc:
+            raise InvalidRequest(f"Invalid path: {exc}") from None
+        query: bytes = scope.get("query_string", b"")
+        if query:
+            url = f"{url}?{query.decode('latin-1')}"
+        ctx.endpoint = path
+
+        body = await read_body(ctx, receive, self.max_body)
+        parsed = ctx.json() if body[:1] in (b"{", b"[") or body[:3] == b"\xef\xbb\xbf" else None
+        ctx.model = ctx.model or model_from(provider, path, params, parsed)
+        options = ctx.options
+        strip_usage = False
+        if provider.stream_usage and isinstance(parsed, dict) and parsed.get("stream") is True:
+            stream_options = parsed.get("stream_options")
+            if not (isinstance(stream_options, dict) and stream_options.get("include_usage")):
+                # Ask for the usage chunk so streams are accounted; hide it again from a client
+                # that did not ask for it.
+                patched = dict(parsed)
+                patched["stream_options"] = {**(stream_options or {}), "include_usage": True}
+                body = json.dumps(patched, separators=(",", ":")).encode()
+                strip_usage = True
+
+        headers = self._upstream_headers(ctx, provider, query, options.byok_alias)
+        policy = retry_policy(options, self.config.retries)
+        while True:
+            try:
+                resp = await self.transport.request(ctx.method, url, headers, body, first_byte_timeout=policy.timeout)
+            except UpstreamError as exc:
+                if ctx.attempt >= policy.max_attempts:
+                    ctx.error_type = "timeout" if exc.status == 504 else "connect_error"
+                    raise
+                ctx.next_attempt(
+                    status_code=exc.status,
+                    error=exc.message,
+                    error_type="timeout" if exc.status == 504 else "connect_error",
+                )
+                await asyncio.sleep(backoff_delay(policy, ctx.attempt - 1))
+                continue
+            if is_retryable_status(resp.status) and ctx.attempt < policy.max_attempts:
+                delay = retry_after(_header(resp.headers, b"retry-after"), policy.max_retry_after_ms)
+                error_body = await _drain(resp, self.log_body_cap)
+                ctx.response_body = error_body
+                ctx.next_attempt(status_code=resp.status, error=f"upstream {resp.status}", error_type=str(resp.status))
+                await asyncio.sleep(delay if delay is not None else backoff_delay(policy, ctx.attempt - 1))
+                continue
+            break
+        if _is_stream(resp.headers):
+            await self._relay_watching(ctx, provider, resp, receive, send, strip_usage)
+        else:
+            await self._relay(ctx, provider, resp, send, strip_usage)
+
+    def _upstream_headers(
+        self, ctx: RequestContext, provider: Provider, query: bytes, alias: str | None
+    ) -> list[tuple[str, str]]:
+        gateway_auth = f"Bearer {ctx.gateway_token}".encode() if ctx.gateway_token else None
+        auth_header = provider.auth_header.encode()
+        has_credential = False
+        out: list[tuple[str, str]] = []
+        for key, value in ctx.headers:
+            if key in _DROP_REQUEST or key.startswith(b"cf-aig-"):
+                continue
+            if gateway_auth is not None and key == b"authorization" and value == gateway_auth:
+                continue  # the gateway token put in the provider slot is ours, not the provider's
+            if key == b"accept-encoding" and not self.config.upstream.compression:
+                continue
+            if key == auth_header or key == b"authorization":
+                # Any provider accepts a bearer in Authorization too (anthropic SDK >= 2 sends
+                # its key there): the client brought its own credential, so inject none.
+                has_credential = True
+            out.append((key.decode("latin-1"), value.decode("latin-1")))
+        if not has_credential and provider.query_key:
+            has_credential = any(part.startswith(provider.query_key.encode() + b"=") for part in query.split(b"&"))
+        if not has_credential:
+            key = self.providers.pick_key(provider, alias)
+            if key is not None:
+                out.append((provider.auth_header, provider.credential_value(key.key)))
+            elif alias is not None:
+                configured = ", ".join(repr(k.alias) for k in provider.keys) or "none"
+                raise UnknownByokAlias(
+                    f"Provider '{provider.name}' has no BYOK credential named '{alias[:64]}'. "
+                    f"Configured aliases: {configured}"
+                )
+        if provider.headers:
+            present = {k.lower() for k, _ in out}
+            out.extend((k, v) for k, v in provider.headers if k not in present)
+        if not self.config.upstream.compression:
+            out.append(("accept-encoding", "identity"))
+        return out
+
+    # -- the answer -----------------------------------------------------------------------------
+
+    async def _relay_watching(
+        self,
+        ctx: RequestContext,
+        provider: Provider,
+        resp: UpstreamResponse,
+        receive: Receive,
+        send: Send,
+        strip_usage: bool,
+    ) -> None:
+        """Relay a stream while watching for the client to leave.
+
+        Servers such as uvicorn silently drop ``send()`` after a disconnect, so without this a
+        long stream would be read from the provider (and paid for) to the end. A watcher task
+        waits for ``http.disconnect`` and cancels the relay; only that cancellation is swallowed.
+        """
+        task = asyncio.current_task()
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    gone = True
+                    if task is not None:
+                        task.cancel()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self._relay(ctx, provider, resp, send, strip_usage)
+        except asyncio.CancelledError:
+            if not gone or task is None:
+                raise
+            task.uncancel()
+            ctx.error, ctx.error_type = "client disconnected", "client_disconnect"
+        finally:
+            watcher.cancel()
+
+    async def _relay(
+        self,
+        ctx: RequestContext,
+        provider: Provider,
+        resp: UpstreamResponse,
+        send: Send,
+        strip_usage: bool,
+    ) -> None:
+        ctx.status_code = resp.status
+        headers = [(k.lower(), v) for k, v in resp.headers]
+        headers = [h for h in headers if h[0] not in _DROP_RESPONSE]
+        content_type = _content_type(headers)
+        encoding = _header(headers, b"content-encoding")
+        streamed = content_type.startswith((b"text/event-stream", b"application/x-ndjson"))
+        ctx.stream = streamed
+        tracker: StreamTracker | None = None
+        decoder: Any = None
+        if streamed:
+            tracker = StreamTracker(
+                provider.format,
+                strip_usage_chunk=strip_usage and encoding is None,
+                ndjson=content_type.startswith(b"application/x-ndjson"),
+            )
+            if encoding is not None:
+                decoder = _decoder(encoding)
+            if strip_usage and encoding is None:
+                headers = [h for h in headers if h[0] != b"content-length"]
+        if resp.status >= 400:
+            ctx.error_type = str(resp.status)
+        headers.extend(ctx.response_headers())
+        captured: list[bytes] = []
+        captured_size = 0
+        cap = self.log_body_cap if streamed else _MAX_USAGE_BODY
+        try:
+            await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+            try:
+                async for chunk in resp.stream():
+                    if ctx.first_byte is None:
+                        ctx.first_byte = time.perf_counter()
+                    if captured_size < cap:
+                        captured.append(chunk)
+                        captured_size += len(chunk)
+                    if tracker is not None:
+                        if decoder is None:
+                            chunk = tracker.feed(chunk)
+                        else:
+                            tracker.feed(decoder.decompress(chunk))
+                        if not chunk:
+                            continue
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except UpstreamStreamError as exc:
+                ctx.error, ctx.error_type = f"upstream stream broke ({exc})", "stream_error"
+                if tracker is None:
+                    raise  # no way to say it inside a JSON body: abort the connection
+                tail = tracker.finish() if decoder is None else b""
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": tail + error_event(provider.format, "upstream connection lost mid-stream"),
+                        "more_body": False,
+                    }
+                )
+                return
+            tail = tracker.finish() if tracker is not None and decoder is None else b""
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        except OSError:
+            # ASGI >= 2.4 servers raise OSError from send() once the client is gone.
+            ctx.error, ctx.error_type = "client disconnected", "client_disconnect"
+        finally:
+            await resp.aclose()
+            ctx.ended = time.perf_counter()
+            body = captured[0] if len(captured) == 1 else b"".join(captured)
+            ctx.response_body = body[: self.log_body_cap]
+            if tracker is not None:
+                ctx.usage.merge(tracker.usage)
+                ctx.response_model = tracker.model
+                if tracker.error and not ctx.error:
+                    ctx.error, ctx.error_type = tracker.error, "stream_error"
+            elif resp.status < 300 and captured_size < _MAX_USAGE_BODY and content_type.startswith(b"application/json"):
+                if encoding is not None:
+                    body = _decompress(encoding, body)
+                model, usage = usage_from_json(provider.format, body)
+                ctx.usage.merge(usage)
+                ctx.response_model = model
+
+
+def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+    value = _header(headers, b"content-type") or b""
+    return value.lower().startswith((b"text/event-stream", b"application/x-ndjson"))
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+async def _drain(resp: UpstreamResponse, cap: int) -> bytes:
+    """Read (and keep up to ``cap`` bytes of) an error answer we are about to retry."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in resp.stream():
+            if size < cap:
+                chunks.append(chunk)
+                size += len(chunk)
+    except UpstreamStreamError:
+        pass
+    finally:
+        await resp.aclose()
+    return b"".join(chunks)[:cap]
+
+
+def _decoder(encoding: bytes) -> Any:
+    if encoding.strip().lower() in (b"gzip", b"x-gzip", b"deflate"):
+        return zlib.decompressobj(47)  # 47: gzip or zlib header, auto-detected
+    return _NullDecoder()
+
+
+class _NullDecoder:
+    """Unknown encodings (br, zstd): forward untouched, account nothing."""
+
+    def decompress(self, data: bytes) -> bytes:
+        return b""
+
+
+def _decompress(encoding: bytes, body: bytes) -> bytes:
+    try:
+        return _decoder(encoding).decompress(body)
+    except zlib.error:
+        return b""

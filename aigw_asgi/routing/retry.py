@@ -1,0 +1,90 @@
+"""Retry decisions as pure functions (no I/O, no clock), so they are unit-tested directly.
+
+Precedence (SPEC §3): universal step config > request headers > gateway ``[retries]``. The
+universal endpoint turns a step's ``config`` into ``cf-aig-*`` headers on the step's internal
+request, so by the time the router asks, "request headers" already include the step's word.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from ..config import RetryConfig
+from ..options import RequestOptions
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 1
+    delay_ms: int = 0
+    backoff: str = "constant"
+    timeout_ms: int = 0  # time to first byte; 0 = none
+    max_retry_after_ms: int = 5000
+    jitter: float = 0.0
+
+    @property
+    def timeout(self) -> float | None:
+        return self.timeout_ms / 1000 if self.timeout_ms else None
+
+
+def retry_policy(options: RequestOptions, config: RetryConfig) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=options.max_attempts if options.max_attempts is not None else config.max_attempts,
+        delay_ms=options.retry_delay_ms if options.retry_delay_ms is not None else config.delay_ms,
+        backoff=options.backoff or config.backoff,
+        timeout_ms=(
+            options.request_timeout_ms if options.request_timeout_ms is not None else config.request_timeout_ms
+        ),
+        max_retry_after_ms=config.max_retry_after_ms,
+        jitter=config.jitter,
+    )
+
+
+def is_retryable_status(status: int) -> bool:
+    """429 and 5xx are worth another try; other 4xx will fail the same way again."""
+    return status == 429 or status >= 500
+
+
+def backoff_delay(policy: RetryPolicy, failed_attempt: int, rand: float | None = None) -> float:
+    """Seconds to wait after attempt ``failed_attempt`` (1-based) failed.
+
+    constant: d; linear: d*n; exponential: d*2^(n-1) — then +-``jitter`` (a fraction), so that
+    many clients retrying together spread out. ``rand`` in [0, 1) makes it deterministic.
+    """
+    d = policy.delay_ms
+    n = max(1, failed_attempt)
+    if policy.backoff == "linear":
+        ms = d * n
+    elif policy.backoff == "exponential":
+        ms = d * 2 ** (n - 1)
+    else:
+        ms = d
+    if policy.jitter and ms:
+        r = random.random() if rand is None else rand
+        ms *= 1 + policy.jitter * (2 * r - 1)
+    return ms / 1000
+
+
+def retry_after(value: bytes | None, cap_ms: int) -> float | None:
+    """An upstream ``Retry-After`` (seconds or HTTP date) in seconds, if within ``cap_ms``.
+
+    A longer wait than the cap is not honoured at all (None): holding the client for minutes is
+    worse than answering the 429 and letting it decide.
+    """
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            import time
+
+            seconds = parsedate_to_datetime(text).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if seconds < 0:
+        seconds = 0.0
+    return seconds if seconds * 1000 <= cap_ms else None

@@ -1,0 +1,5 @@
+"""Request logs, cost, analytics and OpenTelemetry."""
+
+from .middleware import TelemetryMiddleware
+
+__all__ = ["TelemetryMiddleware"]

@@ -1,0 +1,224 @@
+"""The upstream transport: one small protocol, two implementations.
+
+Why not just httpx: measured on the shared bench (nginx fake upstream, 1 uvicorn worker), a bare
+pass-through on httpx's own pool spends ~1.8 ms CPU per request and falls to ~450 RPS at c=64
+(encode/httpx#3215); the same pass-through on aiohttp spends 0.2-0.4 ms. The transport is the
+hot path's biggest cost, so the router talks to this protocol and `AiohttpTransport` is the
+default. `HttpxTransport` keeps the httpx API available (config ``upstream.transport = "httpx"``,
+or any ``httpx.AsyncClient`` you inject, e.g. with the ``httpx-aiohttp`` transport); the numbers
+are in ``benchmarks/README.md``.
+
+Both are created lazily inside the running event loop (a mounted gateway never sees lifespan)
+and closed by ``aclose()``. Both forward bytes exactly as received (no decompression), so an
+upstream ``Content-Encoding``/``Content-Length`` stays true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from .config import UpstreamConfig
+from .errors import UpstreamTimeout, UpstreamUnreachable
+
+
+class UpstreamStreamError(Exception):
+    """The upstream connection failed after the response had started."""
+
+
+class UpstreamResponse(Protocol):
+    status: int
+    headers: list[tuple[bytes, bytes]]
+
+    def stream(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; raises `UpstreamStreamError` if the connection breaks."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connection (closing it if the body was not read to the end)."""
+        ...
+
+
+class Transport(Protocol):
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        first_byte_timeout: float | None = None,
+    ) -> UpstreamResponse:
+        """Send a request and return once the response headers arrived.
+
+        Raises `UpstreamUnreachable` (connect error, reset before headers) or `UpstreamTimeout`
+        (no response headers within ``first_byte_timeout`` seconds).
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# -- aiohttp ---------------------------------------------------------------------------------------
+
+
+class _AiohttpResponse:
+    __slots__ = ("_resp", "_done", "headers", "status")
+
+    def __init__(self, resp: Any):
+        self._resp = resp
+        self._done = False
+        self.status: int = resp.status
+        self.headers: list[tuple[bytes, bytes]] = list(resp.raw_headers)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        import aiohttp
+
+        try:
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise UpstreamStreamError(type(exc).__name__) from exc
+        self._done = True
+
+    async def aclose(self) -> None:
+        if self._done:
+            self._resp.release()  # back to the pool
+        else:
+            self._resp.close()  # a half-read body poisons the connection: drop it
+
+
+class AiohttpTransport:
+    def __init__(self, config: UpstreamConfig | None = None):
+        self.config = config or UpstreamConfig()
+        self._session: Any = None
+
+    def _make_session(self) -> Any:
+        import aiohttp
+
+        cfg = self.config
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=cfg.max_connections, limit_per_host=0, keepalive_timeout=cfg.keepalive_s
+            ),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=cfg.connect_timeout_ms / 1000, sock_read=cfg.idle_timeout_ms / 1000
+            ),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+            trust_env=False,
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        first_byte_timeout: float | None = None,
+    ) -> _AiohttpResponse:
+        import aiohttp
+
+        if self._session is None:
+            self._session = self._make_session()
+        try:
+            async with asyncio.timeout(first_byte_timeout):
+                resp = await self._session.request(
+                    method, url, headers=headers, data=body or None, allow_redirects=False
+                )
+        except TimeoutError:
+            raise UpstreamTimeout() from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamUnreachable(f"Failed to get response from provider ({type(exc).__name__})") from None
+        return _AiohttpResponse(resp)
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+# -- httpx -----------------------------------------------------------------------------------------
+
+
+class _HttpxResponse:
+    __slots__ = ("_resp", "headers", "status")
+
+    def __init__(self, resp: Any):
+        self._resp = resp
+        self.status: int = resp.status_code
+        self.headers: list[tuple[bytes, bytes]] = list(resp.headers.raw)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        import httpx
+
+        try:
+            async for chunk in self._resp.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise UpstreamStreamError(type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        await self._resp.aclose()
+
+
+class HttpxTransport:
+    """httpx's API over its own pool, or over whatever transport the injected client has."""
+
+    def __init__(self, config: UpstreamConfig | None = None, client: Any = None):
+        self.config = config or UpstreamConfig()
+        self._client = client
+        self._owned = client is None
+
+    def _make_client(self) -> Any:
+        import httpx
+
+        cfg = self.config
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(None, connect=cfg.connect_timeout_ms / 1000, read=cfg.idle_timeout_ms / 1000),
+            limits=httpx.Limits(
+                max_connections=cfg.max_connections,
+                max_keepalive_connections=cfg.max_connections,
+                keepalive_expiry=cfg.keepalive_s,
+            ),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        first_byte_timeout: float | None = None,
+    ) -> _HttpxResponse:
+        import httpx
+
+        if self._client is None:
+            self._client = self._make_client()
+        req = self._client.build_request(method, url, headers=headers, content=body)
+        try:
+            async with asyncio.timeout(first_byte_timeout):
+                resp = await self._client.send(req, stream=True)
+        except TimeoutError:
+            raise UpstreamTimeout() from None
+        except httpx.TimeoutException:
+            raise UpstreamTimeout() from None
+        except httpx.HTTPError as exc:
+            raise UpstreamUnreachable(f"Failed to get response from provider ({type(exc).__name__})") from None
+        return _HttpxResponse(resp)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._owned:
+            await client.aclose()
+
+
+def make_transport(config: UpstreamConfig) -> Transport:
+    if config.transport == "httpx":
+        return HttpxTransport(config)
+    return AiohttpTransport(config)
