@@ -116,6 +116,7 @@ class RequestContext:
     cache_status: str = "MISS"  # HIT | MISS | BYPASS (BYPASS is logged, the header says MISS)
     cache_key: str | None = None
     stream: bool = False  # the answer is a stream (SSE or NDJSON)
+    stream_complete: bool = False  # the stream's terminal event was seen (cacheable, not cut)
     status_code: int | None = None
     usage: Usage = field(default_factory=Usage)
     cost: float | None = None

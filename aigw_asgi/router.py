@@ -376,6 +376,7 @@ class ProviderRouter:
             if tracker is not None:
                 ctx.usage.merge(tracker.usage)
                 ctx.response_model = tracker.model
+                ctx.stream_complete = tracker.completed and ctx.error is None
                 if tracker.error and not ctx.error:
                     ctx.error, ctx.error_type = tracker.error, "stream_error"
             elif resp.status < 300 and captured_size < _MAX_USAGE_BODY and content_type.startswith(b"application/json"):

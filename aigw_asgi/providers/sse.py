@@ -3,8 +3,8 @@
 The gateway forwards streams while reading usage out of them, so it needs what generic SSE clients
 throw away: each event's exact bytes (``raw``) next to its parsed fields, however the network split
 them. Parsing runs once per upstream chunk on the streaming hot path, so it never loops over bytes
-in Python: events are cut at the blank line with ``bytes.find`` (a compiled regex only once the
-stream has shown a ``\\r``), and only whole events are split into lines.
+in Python: events are cut at the blank line with ``bytes.find``, and only whole events are split
+into lines.
 
 Deliberate departures from the WHATWG dispatch rules, because forwarding needs every byte:
 
@@ -16,15 +16,11 @@ Deliberate departures from the WHATWG dispatch rules, because forwarding needs e
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-# Two line terminators in a row end an event. A lone "\r" is only a terminator when no "\n" follows,
-# otherwise "\r\n" would count as two and end the event one line early.
-_BOUNDARY = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 _BOM = b"\xef\xbb\xbf"
 _COLON = 0x3A
-_CR = 0x0D
+_LF = 0x0A
 
 
 @dataclass(slots=True)
@@ -97,45 +93,81 @@ class SSEParser:
 
     def _split(self, buf: bytes, *, final: bool) -> list[SSEEvent]:
         # ``buf`` is the caller's chunk (no copy) or ``self._buf`` (a bytearray, sliced into bytes).
+        #
+        # An event ends where a line terminator is directly followed by another one (the blank
+        # line). With "\n", "\r\n" and "\r" all allowed, such a pair always starts "\n\n", "\n\r"
+        # or "\r\r" ("\r\n" alone is one terminator); the byte after it says whether the blank
+        # line's own terminator is "\r\n", one byte longer.
         events: list[SSEEvent] = []
-        pos = 0
-        scan = self._scan
+        append = events.append
+        find = buf.find
         n = len(buf)
+        pos, scan = 0, self._scan
         copy = buf is self._buf  # slices of the bytearray must become bytes
         deferred = -1
-        if self._cr:
-            search = _BOUNDARY.search
-            while (m := search(buf, scan)) is not None:
-                end = m.end()
-                if end == n and not final and buf[n - 1] == _CR:
-                    # A "\r" at the very end may be the first half of "\r\n": the "\n" belongs to
-                    # this event's raw bytes, so wait for the next byte (or the end of the stream).
-                    deferred = m.start()
-                    break
-                events.append(self._event(bytes(buf[pos:end]) if copy else buf[pos:end]))
-                pos = scan = end
-        else:
-            find = buf.find
+        if not self._cr:
             while (i := find(b"\n\n", scan)) >= 0:
                 end = i + 2
                 block = bytes(buf[pos:end]) if copy else buf[pos:end]
                 if block.startswith(b"data:") and find(b"\n", pos) == i and self._started:
                     # The common case, one data line: no need to split lines.
-                    events.append(SSEEvent(None, block[6:-2] if block[5] == 0x20 else block[5:-2], block))
+                    append(SSEEvent(None, block[6:-2] if block[5] == 0x20 else block[5:-2], block))
                 else:
-                    events.append(self._event(block))
+                    append(self._event(block))
                 pos = scan = end
+        else:
+            # Walk the line terminators (memchr-fast single-byte finds; a few per event).
+            cr, lf = find(b"\r", scan), find(b"\n", scan)
+            while True:
+                i = lf if cr < 0 or 0 <= lf < cr else cr
+                if i < 0 or i + 1 == n:
+                    break  # the pair, if any, completes in the next chunk
+                follower = buf[i + 1]
+                if follower == _LF:
+                    if buf[i] == _CR:  # "\r\n" is one terminator: look at what follows its "\n"
+                        cr = find(b"\r", i + 1)
+                        continue
+                    end = i + 2
+                elif follower == _CR:
+                    if i + 2 < n:
+                        end = i + 3 if buf[i + 2] == _LF else i + 2
+                    elif final:
+                        end = i + 2
+                    else:
+                        # A "\r" at the very end may be the first half of "\r\n": the "\n" belongs
+                        # to this event's raw bytes, so wait for the next byte (or the end).
+                        deferred = i
+                        break
+                else:  # a line ended; the next one is not blank
+                    if buf[i] == _LF:
+                        lf = find(b"\n", i + 1)
+                    else:
+                        cr = find(b"\r", i + 1)
+                    continue
+                block = bytes(buf[pos:end]) if copy else buf[pos:end]
+                if (
+                    block.startswith(b"data:")
+                    and block.endswith(b"\r\n\r\n")
+                    and i == end - 3
+                    and cr == end - 4
+                    and self._started
+                ):
+                    # The common CRLF case, one data line: no need to split lines.
+                    append(SSEEvent(None, block[6:-4] if block[5] == 0x20 else block[5:-4], block))
+                else:
+                    append(self._event(block))
+                pos = end
+                if cr < end:
+                    cr = find(b"\r", end)
+                if lf < end:
+                    lf = find(b"\n", end)
         if copy:
             if pos:
                 del self._buf[:pos]
         elif pos < n:
             self._buf = bytearray(memoryview(buf)[pos:])
-        rest = n - pos
-        if deferred >= 0:
-            self._scan = deferred - pos
-        else:
-            # A boundary completed by the next chunk starts at most 3 bytes back ("\r\n\r" + "\n").
-            self._scan = max(0, rest - (3 if self._cr else 1))
+        # The next search starts where a pair completed by the next chunk could start.
+        self._scan = deferred - pos if deferred >= 0 else max(0, n - pos - 1)
         return events
 
     def _event(self, block: bytes) -> SSEEvent:

@@ -301,7 +301,9 @@ class StreamTracker:
             "cohere": self._cohere_event,
             "ollama": self._ndjson_event,
         }.get(self.fmt, self._openai_event)
-        self._on_line: Callable[[bytes], None] = self._cohere_line if self.fmt == "cohere" else self._ollama_line
+        self._on_line: Callable[[bytes], None] = (
+            self._cohere_line if self.fmt == "cohere" else self._ollama_line
+        )
 
     @property
     def usage(self) -> Usage:
@@ -413,7 +415,9 @@ class StreamTracker:
             self.completed = True
             return False
         if b'"response.' in data and (
-            b'"response.completed"' in data or b'"response.incomplete"' in data or b'"response.failed"' in data
+            b'"response.completed"' in data
+            or b'"response.incomplete"' in data
+            or b'"response.failed"' in data
         ):
             self.completed = True  # the Responses API's terminal events (they carry the usage)
         has_usage = _has_object(data, b'"usage"')
@@ -421,7 +425,11 @@ class StreamTracker:
             obj = self._parse(data)
             self._apply(obj)
             return obj.get("choices") == [] and isinstance(obj.get("usage"), dict)
-        if b'"error"' in data or event.event == "error" or (self._model is None and self.events <= _MODEL_TRIES):
+        if (
+            b'"error"' in data
+            or event.event == "error"
+            or (self._model is None and self.events <= _MODEL_TRIES)
+        ):
             self._apply(self._parse(data))
         elif has_usage:
             self._deferred = data
@@ -434,7 +442,11 @@ class StreamTracker:
         self.events += 1
         if b'"finishReason"' in data:
             self.completed = True
-        if b'"error"' in data or event.event == "error" or (self._model is None and self.events <= _MODEL_TRIES):
+        if (
+            b'"error"' in data
+            or event.event == "error"
+            or (self._model is None and self.events <= _MODEL_TRIES)
+        ):
             self._apply(self._parse(data))
         elif b'"usageMetadata"' in data:
             self._deferred = data

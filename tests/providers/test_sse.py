@@ -239,7 +239,9 @@ def test_random_streams_match_the_reference_parser() -> None:
         chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
         events = parse_all(chunks)
         assert b"".join(e.raw for e in events) == stream
-        assert [(e, d) for e, d in fields(events) if d] == [(e, d) for e, d in reference_events(stream) if d], stream
+        assert [(e, d) for e, d in fields(events) if d] == [
+            (e, d) for e, d in reference_events(stream) if d
+        ], stream
 
 
 # -- NDJSON ----------------------------------------------------------------------------------------

@@ -216,7 +216,9 @@ OPENAI_USAGE_CHUNK = (
     b'"rejected_prediction_tokens":0}}}\n\n'
 )
 OPENAI_STREAM = (
-    b"data: " + OPENAI_HEAD + b'"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
+    b"data: "
+    + OPENAI_HEAD
+    + b'"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
     b'"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
     b"data: " + OPENAI_HEAD + b'"choices":[{"index":0,"delta":{"content":"Say \\"usage\\":{ or \\"error\\""},'
     b'"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
@@ -619,7 +621,8 @@ def test_anthropic_without_event_lines() -> None:
         ),
         (
             "ollama",
-            OLLAMA_STREAM.split(b"\n")[0] + b'\n{"error":"an error was encountered while running the model"}\n',
+            OLLAMA_STREAM.split(b"\n")[0]
+            + b'\n{"error":"an error was encountered while running the model"}\n',
             "an error was encountered while running the model",
         ),
     ],  # fmt: skip
