@@ -1,0 +1,71 @@
+"""`aigw` as a user runs it: real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import openai
+
+from aigw_asgi import __version__
+from aigw_asgi.cli import main
+from tests.examples.test_examples import ROOT, stop, write_config
+from tests.fakes.upstream import RunningFake
+from tests.servers import free_port, wait_for_port
+
+
+def aigw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aigw_asgi", *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_version() -> None:
+    result = aigw("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"aigw-asgi {__version__}"
+
+
+def test_check_config(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[cache]\nttl = 60\n[providers.custom-x]\nbase_url = "http://127.0.0.1:1/v1"\n')
+    assert main(["check-config", str(good)]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cache]\nttl = 1\n")
+    result = aigw("check-config", str(bad))
+    assert result.returncode == 2 and "cache.ttl: expected 0 or 60 to 2592000 seconds" in result.stderr
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[providers.opena]\n")
+    result = aigw("check-config", str(unknown))
+    assert result.returncode == 2 and "providers.opena: unknown provider" in result.stderr
+
+
+def test_serve_refuses_a_bad_config_before_starting(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[rate_limit]\ntechnique = 'leaky'\n")
+    result = aigw("serve", "--config", str(bad), "--port", str(free_port()))
+    assert result.returncode == 2 and "rate_limit.technique" in result.stderr
+
+
+def test_serve_runs_the_gateway(tmp_path: Path, fake_upstream: RunningFake) -> None:
+    config = write_config(tmp_path / "aigw.toml", fake_upstream.url)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aigw_asgi", "serve", "--config", str(config), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    output = ""
+    try:
+        wait_for_port(port, timeout=30)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/openai", api_key="sk-x", max_retries=0)
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+        assert reply.choices[0].message.content == "chunk0 chunk1 chunk2 chunk3 chunk4 "
+        assert httpx.get(f"http://127.0.0.1:{port}/admin/health").json()["result"]["status"] == "ok"
+    finally:
+        output = stop(proc)
+    assert f"gateway on http://127.0.0.1:{port}/" in output
