@@ -111,6 +111,8 @@ class RequestContext:
     endpoint: str | None = None  # the upstream path after the provider slug
     model: str | None = None  # the requested model
     response_model: str | None = None  # the model the provider says answered
+    upstream_host: str | None = None  # router: the provider host, set once an upstream call is made
+    upstream_port: int | None = None
     step: int = 0
     attempt: int = 1
     cache_status: str = "MISS"  # HIT | MISS | BYPASS (BYPASS is logged, the header says MISS)

@@ -17,6 +17,7 @@ import json
 import time
 import zlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._asgi import ClientDisconnected, Receive, Scope, Send, lifespan_loop, read_body
 from .config import Config
@@ -194,6 +195,9 @@ class ProviderRouter:
 
         headers = self._upstream_headers(ctx, provider, query, options.byok_alias)
         policy = retry_policy(options, self.config.retries)
+        # Set only once a call is about to leave: telemetry makes upstream (client) spans from it.
+        split = urlsplit(url)
+        ctx.upstream_host, ctx.upstream_port = split.hostname, split.port or (443 if split.scheme == "https" else 80)
         while True:
             try:
                 resp = await self.transport.request(ctx.method, url, headers, body, first_byte_timeout=policy.timeout)
