@@ -21,6 +21,7 @@ from dataclasses import dataclass
 _BOM = b"\xef\xbb\xbf"
 _COLON = 0x3A
 _LF = 0x0A
+_CR = 0x0D
 
 
 @dataclass(slots=True)
@@ -62,7 +63,7 @@ class SSEParser:
     def __init__(self) -> None:
         self._buf = bytearray()  # bytearray: a big event arriving in many small chunks stays linear
         self._scan = 0  # where the next boundary search starts in _buf (the rest was searched already)
-        self._cr = False  # a "\r" was seen: from then on boundaries need the regex
+        self._cr = False  # a "\r" was seen: from then on all three line terminators are possible
         self._started = False
 
     @property
@@ -73,8 +74,18 @@ class SSEParser:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if not chunk:
             return []
-        if not self._cr and b"\r" in chunk:
-            self._cr = True
+        if not self._cr:
+            if b"\r" in chunk:
+                self._cr = True
+            elif (
+                not self._buf
+                and chunk.endswith(b"\n\n")
+                and chunk.startswith(b"data:")
+                and chunk.find(b"\n") == len(chunk) - 2
+                and self._started
+            ):
+                # The commonest chunk of all: exactly one event with one data line.
+                return [SSEEvent(None, chunk[6:-2] if chunk[5] == 0x20 else chunk[5:-2], chunk)]
         if self._buf:
             self._buf += chunk
             return self._split(self._buf, final=False)
@@ -106,15 +117,32 @@ class SSEParser:
         copy = buf is self._buf  # slices of the bytearray must become bytes
         deferred = -1
         if not self._cr:
-            while (i := find(b"\n\n", scan)) >= 0:
+            # Walk the "\n"s (single-byte finds are memchr-fast; a few per event).
+            i = find(b"\n", scan)
+            while 0 <= i < n - 1:
+                if buf[i + 1] != _LF:
+                    i = find(b"\n", i + 1)
+                    continue
                 end = i + 2
                 block = bytes(buf[pos:end]) if copy else buf[pos:end]
-                if block.startswith(b"data:") and find(b"\n", pos) == i and self._started:
-                    # The common case, one data line: no need to split lines.
+                first = find(b"\n", pos) - pos
+                # The common shapes skip the general line splitting: one data line (OpenAI), or an
+                # event line and one data line (Anthropic, Responses API).
+                if first == end - pos - 2 and block.startswith(b"data:") and self._started:
                     append(SSEEvent(None, block[6:-2] if block[5] == 0x20 else block[5:-2], block))
+                elif (
+                    block.startswith(b"event:")
+                    and block.startswith(b"data:", first + 1)
+                    and find(b"\n", pos + first + 1) == i
+                    and self._started
+                ):
+                    name = block[7:first] if block[6] == 0x20 else block[6:first]
+                    start = first + 7 if block[first + 6] == 0x20 else first + 6
+                    append(SSEEvent(name.decode("utf-8", "replace") or None, block[start:-2], block))
                 else:
                     append(self._event(block))
-                pos = scan = end
+                pos = end
+                i = find(b"\n", end)
         else:
             # Walk the line terminators (memchr-fast single-byte finds; a few per event).
             cr, lf = find(b"\r", scan), find(b"\n", scan)
@@ -148,8 +176,8 @@ class SSEParser:
                 if (
                     block.startswith(b"data:")
                     and block.endswith(b"\r\n\r\n")
-                    and i == end - 3
-                    and cr == end - 4
+                    and find(b"\r", pos) == end - 4
+                    and find(b"\n", pos) == end - 3
                     and self._started
                 ):
                     # The common CRLF case, one data line: no need to split lines.

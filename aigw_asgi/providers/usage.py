@@ -420,16 +420,17 @@ class StreamTracker:
             or b'"response.failed"' in data
         ):
             self.completed = True  # the Responses API's terminal events (they carry the usage)
-        has_usage = _has_object(data, b'"usage"')
+        # Compact JSON first: most chunks say "usage":null, or nothing about usage.
+        has_usage = b'"usage":{' in data or (b'"usage":n' not in data and _has_object(data, b'"usage"'))
         if has_usage and self._strip and b'"choices"' in data:
             obj = self._parse(data)
             self._apply(obj)
             return obj.get("choices") == [] and isinstance(obj.get("usage"), dict)
-        if (
-            b'"error"' in data
-            or event.event == "error"
-            or (self._model is None and self.events <= _MODEL_TRIES)
-        ):
+        if event.event == "error":
+            obj = self._parse(data)
+            self._apply(obj)
+            self.error = self.error or _error_message(obj) or data.decode("utf-8", "replace")[:500]
+        elif b'"error"' in data or (self._model is None and self.events <= _MODEL_TRIES):
             self._apply(self._parse(data))
         elif has_usage:
             self._deferred = data

@@ -154,7 +154,10 @@ def test_gemini_json_array_stream_and_zero_output() -> None:
          "modelVersion": "gemini-2.0-flash"},
     ]  # fmt: skip
     assert usage_from_json("gemini", json.dumps(chunks).encode()) == ("gemini-2.0-flash", Usage(4, 2))
-    blocked = b'{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":8,"totalTokenCount":8}}'
+    blocked = (
+        b'{"promptFeedback":{"blockReason":"SAFETY"},'
+        + b'"usageMetadata":{"promptTokenCount":8,"totalTokenCount":8}}'
+    )
     assert usage_from_json("gemini", blocked) == (None, Usage(8, 0))  # proto3 JSON omits zero counts
 
 
@@ -598,6 +601,8 @@ def test_anthropic_without_event_lines() -> None:
             b'"sequence_number":1}\n\n',
             "Something went wrong",
         ),
+        ("openai", b'event: error\ndata: {"detail":"Internal"}\n\n', '{"detail": "Internal"}'),
+        ("openai", b"event: error\ndata: upstream went away\n\n", "upstream went away"),
         (
             "openai",  # OpenRouter: the error rides on a normal chunk
             b'data: {"id":"gen-1","object":"chat.completion.chunk","created":1736500000,'
