@@ -1,0 +1,579 @@
+"""OpenTelemetry for the gateway: spans and metrics made from the finished request context.
+
+Nothing here touches the hot path while a request runs. `OTelRecorder.start` opens the SERVER
+span when the request arrives (so its parent is the caller's trace); `OTelRecorder.finish`, called
+once the answer is complete, reads the `RequestContext` and writes everything else after the
+fact: one CLIENT span ``"{operation} {model}"`` per upstream attempt, with the attempt's real
+start and end times, and the metrics. Writing the client spans afterwards costs nothing while
+bytes stream, and retries/fallbacks are already known by then.
+
+Only ``opentelemetry-api`` is needed: with no SDK configured every call is a cheap no-op. The
+providers are injectable (tests use in-memory exporters) and default to the global ones, which
+``aigw serve`` sets up from the standard ``OTEL_*`` variables (`configure_from_env`).
+
+Never on a span: provider keys, gateway tokens, bodies (unless ``telemetry.capture_content``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.metrics import MeterProvider, get_meter_provider
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from .. import __version__
+from ..config import TelemetryConfig
+from ..context import Headers, RequestContext, Usage
+from ..errors import GatewayError
+from ..providers.registry import BUILTINS
+from . import semconv as sc
+
+logger = logging.getLogger("aigw_asgi")
+
+_SCOPE = "aigw_asgi"
+
+# Upstream path endings -> gen_ai.operation.name (checked in order: "chat/completions" before
+# "completions"). Unknown paths are "_OTHER" rather than the raw segment: the path comes from
+# the client, and metric attributes must stay low-cardinality.
+_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("chat/completions", sc.OP_CHAT),
+    ("messages", sc.OP_CHAT),  # Anthropic
+    ("responses", sc.OP_CHAT),  # OpenAI Responses
+    ("chat", sc.OP_CHAT),  # Ollama /api/chat, Cohere /v2/chat
+    ("completions", sc.OP_TEXT_COMPLETION),
+    ("generate", sc.OP_TEXT_COMPLETION),  # Ollama /api/generate
+    ("embeddings", sc.OP_EMBEDDINGS),
+    ("embed", sc.OP_EMBEDDINGS),  # Ollama /api/embed, Cohere /v2/embed
+)
+# Gemini addresses the method after a colon: models/gemini-2.0-flash:generateContent
+_GEMINI_METHODS = {
+    "generateContent": sc.OP_GENERATE_CONTENT,
+    "streamGenerateContent": sc.OP_GENERATE_CONTENT,
+    "embedContent": sc.OP_EMBEDDINGS,
+    "batchEmbedContents": sc.OP_EMBEDDINGS,
+}
+
+
+def operation_name(endpoint: str | None, body: Any = None) -> str:
+    """``gen_ai.operation.name`` for an upstream path; the JSON body decides for model-addressed
+    paths (Workers AI ``@cf/...``): ``messages`` is a chat, ``prompt`` a text completion."""
+    if endpoint:
+        path = endpoint.partition("?")[0].rstrip("/")
+        _, colon, method = path.rpartition(":")
+        if colon and "/" not in method:
+            return _GEMINI_METHODS.get(method, sc.OTHER)
+        for suffix, op in _SUFFIXES:
+            if path == suffix or path.endswith("/" + suffix):
+                return op
+    if isinstance(body, dict):
+        if "messages" in body:
+            return sc.OP_CHAT
+        if "prompt" in body:
+            return sc.OP_TEXT_COMPLETION
+    return sc.OTHER
+
+
+def provider_name(slug: str | None) -> str:
+    """``gen_ai.provider.name`` from the registry; custom providers are ``_OTHER``."""
+    provider = BUILTINS.get(slug) if slug else None
+    return provider.otel_name if provider is not None else sc.OTHER
+
+
+class _HeaderGetter(Getter[Headers]):
+    """Reads raw ASGI headers (lowercase bytes) for the configured propagators."""
+
+    def get(self, carrier: Headers, key: str) -> list[str] | None:
+        name = key.lower().encode("latin-1")
+        values = [v.decode("latin-1") for k, v in carrier if k == name]
+        return values or None
+
+    def keys(self, carrier: Headers) -> list[str]:
+        return [k.decode("latin-1") for k, _ in carrier]
+
+
+_GETTER = _HeaderGetter()
+
+
+@dataclass(slots=True)
+class _Handle:
+    """What `start` gives `finish`: the server span and a wall/perf_counter anchor taken together,
+    so every perf_counter timing in the context converts to epoch nanoseconds consistently."""
+
+    span: Span
+    wall_ns: int
+    perf: float
+
+    def ns(self, perf: float) -> int:
+        return self.wall_ns + int((perf - self.perf) * 1e9)
+
+
+class OTelRecorder:
+    """Turns request contexts into spans and metrics. Build it once; it holds no per-request state."""
+
+    def __init__(
+        self,
+        config: TelemetryConfig | None = None,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self.config = config or TelemetryConfig()
+        self.enabled = self.config.otel
+        self.capture_content = self.config.capture_content
+        tp = tracer_provider or trace.get_tracer_provider()
+        mp = meter_provider or get_meter_provider()
+        self.tracer = tp.get_tracer(_SCOPE, __version__)
+        meter = mp.get_meter(_SCOPE, __version__)
+        self.duration = meter.create_histogram(
+            sc.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration (one per upstream attempt).",
+            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS,
+        )
+        self.tokens = meter.create_histogram(
+            sc.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used, as the provider reported them.",
+            explicit_bucket_boundaries_advisory=sc.TOKEN_BUCKETS,
+        )
+        self.ttfc = meter.create_histogram(
+            sc.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from the upstream request to the first chunk of a streamed answer.",
+            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS,
+        )
+        self.requests = meter.create_counter(
+            sc.METRIC_REQUESTS,
+            unit="{request}",
+            description="Requests answered by the gateway, by status, provider, model and cache status.",
+        )
+
+    # -- request start ----------------------------------------------------------------------------
+
+    def start(self, ctx: RequestContext, scope: dict[str, Any]) -> _Handle | None:
+        """Open the SERVER span (named ``{method}`` until the route is known at `finish`)."""
+        if not self.enabled:
+            return None
+        perf, wall_ns = time.perf_counter(), time.time_ns()
+        attributes: dict[str, Any] = {
+            sc.HTTP_REQUEST_METHOD: ctx.method,
+            sc.URL_PATH: scope.get("path", ctx.path),
+            sc.URL_SCHEME: scope.get("scheme", "http"),
+            sc.AIGW_GATEWAY_ID: ctx.gateway_id,
+        }
+        if ctx.client_ip:
+            attributes[sc.CLIENT_ADDRESS] = ctx.client_ip
+        if ctx.user_agent:
+            attributes[sc.USER_AGENT_ORIGINAL] = ctx.user_agent
+        span = self.tracer.start_span(
+            ctx.method,
+            context=self._parent(ctx),
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+            start_time=wall_ns - int((perf - ctx.started) * 1e9),
+        )
+        return _Handle(span, wall_ns, perf)
+
+    def _parent(self, ctx: RequestContext) -> Any:
+        """The caller's trace: ``cf-aig-otel-*`` (explicit) first, then a span already active in this
+        task (a host app's own instrumentation), then the propagators (W3C ``traceparent``)."""
+        try:
+            options = ctx.options
+        except GatewayError:
+            options = None  # the request will get its 400 elsewhere; trace it as a new root
+        if options is not None and options.otel_trace_id:
+            span_id = options.otel_parent_span_id
+            # OTel cannot start a root span inside a given trace: with only a trace id the span
+            # hangs under a synthetic remote parent, which trace UIs show as "missing parent".
+            parent_id = int(span_id, 16) if span_id else (int.from_bytes(os.urandom(8), "big") or 1)
+            parent = SpanContext(
+                trace_id=int(options.otel_trace_id, 16),
+                span_id=parent_id,
+                is_remote=True,
+                trace_flags=TraceFlags(TraceFlags.SAMPLED),
+            )
+            return trace.set_span_in_context(NonRecordingSpan(parent))
+        if trace.get_current_span().get_span_context().is_valid:
+            return None  # start_span uses the current context
+        return propagate.extract(ctx.headers, getter=_GETTER)
+
+    # -- request end ------------------------------------------------------------------------------
+
+    def finish(self, handle: _Handle | None, ctx: RequestContext) -> None:
+        """Write the client spans and metrics, then end the server span. Never raises."""
+        if handle is None:
+            return
+        end_ns = time.time_ns()
+        span = handle.span
+        try:
+            answer = ctx.children[-1] if ctx.children else ctx
+            recording = span.is_recording()
+            parent = trace.set_span_in_context(span)
+            for part in (ctx, *ctx.children):
+                if part.upstream_host is not None and part.cache_status != "HIT":
+                    self._upstream(handle, part, parent, recording)
+            self._server(span, ctx, answer, recording)
+            requests = {sc.AIGW_CACHE_STATUS: ctx.cache_status}
+            if ctx.status_code is not None:
+                requests[sc.HTTP_RESPONSE_STATUS_CODE] = ctx.status_code
+            if answer.provider:
+                requests[sc.AIGW_PROVIDER] = answer.provider
+                requests[sc.GEN_AI_PROVIDER_NAME] = provider_name(answer.provider)
+            if answer.model:
+                requests[sc.GEN_AI_REQUEST_MODEL] = answer.model
+            self.requests.add(1, requests)
+        except Exception:  # telemetry must never break a request that has already been answered
+            logger.exception("aigw: could not record OpenTelemetry data")
+        finally:
+            span.end(end_time=end_ns)
+
+    def _server(self, span: Span, ctx: RequestContext, answer: RequestContext, recording: bool) -> None:
+        status = ctx.status_code
+        if answer.provider:
+            route = f"/{answer.provider}/{{path}}"  # slugs come from the config: low cardinality
+        elif ctx.children or ctx.path == "/":
+            route = "/"
+        else:
+            route = None
+        if route is not None:
+            span.update_name(f"{ctx.method} {route}")
+        failed = status is None or status >= 500
+        error_type = ctx.error_type or (str(status) if status is not None and status >= 500 else None)
+        if failed:
+            span.set_status(Status(StatusCode.ERROR, ctx.error_type or None))
+        if not recording:
+            return
+        attributes: dict[str, Any] = {
+            sc.AIGW_CACHE_STATUS: ctx.cache_status,
+            sc.AIGW_STEP: answer.step,
+            sc.AIGW_LOG_ID: answer.log_id,
+            sc.AIGW_EVENT_ID: ctx.event_id,
+            sc.AIGW_REQUEST_ID: ctx.request_id,
+        }
+        if route is not None:
+            attributes[sc.HTTP_ROUTE] = route
+        if status is not None:
+            attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
+        if error_type:
+            attributes[sc.ERROR_TYPE] = error_type
+        if answer.provider:
+            attributes[sc.AIGW_PROVIDER] = answer.provider
+            attributes[sc.GEN_AI_PROVIDER_NAME] = provider_name(answer.provider)
+            attributes[sc.GEN_AI_OPERATION_NAME] = _operation(answer)
+        if answer.model:
+            attributes[sc.GEN_AI_REQUEST_MODEL] = answer.model
+        if answer.response_model:
+            attributes[sc.GEN_AI_RESPONSE_MODEL] = answer.response_model
+        _usage_attributes(attributes, answer.usage)
+        cost = ctx.cost
+        if cost is None and ctx.children:
+            costs = [c.cost for c in ctx.children if c.cost is not None]
+            cost = sum(costs) if costs else None
+        if cost is not None:
+            attributes[sc.AIGW_COST] = cost
+        if ctx.token_name:
+            attributes[sc.AIGW_TOKEN_NAME] = ctx.token_name
+        if ctx.rate_limited_by:
+            attributes[sc.AIGW_RATE_LIMITED_BY] = ctx.rate_limited_by
+        if ctx.error_code is not None:
+            attributes[sc.AIGW_ERROR_CODE] = ctx.error_code
+        for key, value in ctx.metadata.items():
+            attributes[sc.AIGW_METADATA_PREFIX + key] = value
+        span.set_attributes(attributes)
+
+    def _upstream(self, handle: _Handle, ctx: RequestContext, parent: Any, recording: bool) -> None:
+        """One CLIENT span and one duration sample per upstream attempt of ``ctx``."""
+        base: dict[str, Any] = {
+            sc.GEN_AI_OPERATION_NAME: _operation(ctx),
+            sc.GEN_AI_PROVIDER_NAME: provider_name(ctx.provider),
+        }
+        if ctx.upstream_host:
+            base[sc.SERVER_ADDRESS] = ctx.upstream_host
+            if ctx.upstream_port is not None:
+                base[sc.SERVER_PORT] = ctx.upstream_port
+        for failed in ctx.attempts:
+            status = failed.status_code
+            self._attempt(
+                handle, ctx, parent, recording, base, None,
+                model=failed.model, attempt=failed.attempt, log_id=failed.log_id, started=failed.started,
+                ended=failed.ended, usage=failed.usage, status_code=status,
+                error=failed.error_type or (str(status) if status else sc.OTHER),
+            )  # fmt: skip
+        status = ctx.status_code
+        self._attempt(
+            handle, ctx, parent, recording, base, ctx,
+            model=ctx.model, attempt=ctx.attempt, log_id=ctx.log_id, started=ctx.started,
+            ended=ctx.ended if ctx.ended is not None else time.perf_counter(), usage=ctx.usage, status_code=status,
+            error=ctx.error_type or (str(status) if status is not None and status >= 400 else None),
+        )  # fmt: skip
+
+    def _attempt(
+        self,
+        handle: _Handle,
+        ctx: RequestContext,
+        parent: Any,
+        recording: bool,
+        base: dict[str, Any],
+        final: RequestContext | None,
+        *,
+        model: str | None,
+        attempt: int,
+        log_id: str,
+        started: float,
+        ended: float,
+        usage: Usage,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
+        """Emit one attempt: its span and metric samples. ``final`` is set for the attempt that
+        answered (it alone knows the response model, the stream timings, the cost)."""
+        metric = dict(base)
+        if model:
+            metric[sc.GEN_AI_REQUEST_MODEL] = model
+        if final is not None and final.response_model:
+            metric[sc.GEN_AI_RESPONSE_MODEL] = final.response_model
+        ttfc = None
+        if final is not None and final.stream and final.first_byte is not None:
+            ttfc = max(final.first_byte - started, 0.0)
+        if recording:
+            attributes = dict(metric)
+            attributes[sc.AIGW_PROVIDER] = ctx.provider
+            attributes[sc.AIGW_STEP] = ctx.step
+            attributes[sc.AIGW_ATTEMPT] = attempt
+            attributes[sc.AIGW_LOG_ID] = log_id
+            attributes[sc.AIGW_CACHE_STATUS] = ctx.cache_status
+            if status_code is not None:
+                attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status_code
+            if error:
+                attributes[sc.ERROR_TYPE] = error
+            _usage_attributes(attributes, usage)
+            if final is not None:
+                if final.stream:
+                    attributes[sc.GEN_AI_REQUEST_STREAM] = True
+                if ttfc is not None:
+                    attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
+                if final.cost is not None:
+                    attributes[sc.AIGW_COST] = final.cost
+                if self.capture_content:
+                    _content_attributes(attributes, final)
+            op = base[sc.GEN_AI_OPERATION_NAME]
+            span = self.tracer.start_span(
+                f"{op} {model}" if model else op,
+                context=parent,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+                start_time=handle.ns(started),
+            )
+            if error:
+                span.set_status(Status(StatusCode.ERROR, error))
+            span.end(end_time=handle.ns(ended))
+        if usage.tokens_in is not None:
+            self.tokens.record(usage.tokens_in, {**metric, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_INPUT})
+        if usage.tokens_out is not None:
+            self.tokens.record(usage.tokens_out, {**metric, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_OUTPUT})
+        if ttfc is not None:
+            self.ttfc.record(ttfc, metric)
+        if error:
+            metric[sc.ERROR_TYPE] = error
+        self.duration.record(max(ended - started, 0.0), metric)
+
+
+def _operation(ctx: RequestContext) -> str:
+    """`operation_name` for a context; the body is consulted (parsed once, as the router already
+    did for JSON) only when the path says nothing."""
+    op = operation_name(ctx.endpoint)
+    if op == sc.OTHER and ctx.body and ctx.body[:1] == b"{":
+        op = operation_name(None, ctx.json())
+    return op
+
+
+def _usage_attributes(attributes: dict[str, Any], usage: Usage) -> None:
+    if usage.tokens_in is not None:
+        attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.tokens_in
+    if usage.tokens_out is not None:
+        attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.tokens_out
+    if usage.cached_tokens_in is not None:
+        attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_tokens_in
+    if usage.reasoning_tokens_out is not None:
+        attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens_out
+
+
+# -- opt-in content (telemetry.capture_content) ---------------------------------------------------
+
+
+def _content_attributes(attributes: dict[str, Any], ctx: RequestContext) -> None:
+    """``gen_ai.input.messages`` / ``output.messages`` / ``system_instructions`` as JSON strings in
+    the conventions' ``{role, parts:[{type, content}]}`` shape. Text parts only; a streamed answer's
+    output is not reassembled. Only with ``capture_content`` on: prompts are sensitive."""
+    body = ctx.json() if ctx.body and ctx.body[:1] == b"{" else None
+    if isinstance(body, dict):
+        messages: list[dict[str, Any]] = []
+        system = body.get("system") or body.get("systemInstruction") or body.get("system_instruction")
+        if isinstance(body.get("messages"), list):
+            for m in body["messages"]:
+                if isinstance(m, dict):
+                    if m.get("role") in ("system", "developer") and system is None:
+                        system = m.get("content")
+                        continue
+                    messages.append({"role": m.get("role", "user"), "parts": _parts(m.get("content"))})
+        elif isinstance(body.get("contents"), list):  # Gemini
+            for c in body["contents"]:
+                if isinstance(c, dict):
+                    messages.append({"role": c.get("role", "user"), "parts": _parts(c.get("parts"))})
+        else:
+            prompt = body.get("prompt", body.get("input"))
+            if prompt is not None:
+                messages.append({"role": "user", "parts": _parts(prompt)})
+        if messages:
+            attributes[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(messages, ensure_ascii=False)
+        if system is not None:
+            parts = _parts(system.get("parts") if isinstance(system, dict) else system)
+            attributes[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = json.dumps(parts, ensure_ascii=False)
+    if not ctx.stream and ctx.response_body and ctx.response_body[:1] == b"{":
+        try:
+            answer = json.loads(ctx.response_body)
+        except (ValueError, UnicodeDecodeError):
+            return  # compressed, or cut at the log cap
+        output = _output_messages(answer)
+        if output:
+            attributes[sc.GEN_AI_OUTPUT_MESSAGES] = json.dumps(output, ensure_ascii=False)
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    parts: list[dict[str, Any]] = []
+    if isinstance(content, list):
+        for item in content:
+            if isinstance(item, str):
+                parts.append({"type": "text", "content": item})
+            elif isinstance(item, dict):
+                text = item.get("text")
+                if isinstance(text, str):
+                    parts.append({"type": "text", "content": text})
+                else:
+                    parts.append({"type": str(item.get("type", "unknown"))})
+    return parts
+
+
+def _output_messages(answer: Any) -> list[dict[str, Any]]:
+    if not isinstance(answer, dict):
+        return []
+    out: list[dict[str, Any]] = []
+    if isinstance(answer.get("choices"), list):  # OpenAI chat / completions
+        for choice in answer["choices"]:
+            if isinstance(choice, dict):
+                message = choice.get("message") or {}
+                content = message.get("content") if isinstance(message, dict) else None
+                out.append(
+                    {
+                        "role": "assistant",
+                        "parts": _parts(content if content is not None else choice.get("text")),
+                        "finish_reason": choice.get("finish_reason") or "",
+                    }
+                )
+    elif answer.get("type") == "message":  # Anthropic
+        out.append(
+            {"role": "assistant", "parts": _parts(answer.get("content")), "finish_reason": answer.get("stop_reason")}
+        )
+    elif isinstance(answer.get("candidates"), list):  # Gemini
+        for candidate in answer["candidates"]:
+            if isinstance(candidate, dict):
+                content = candidate.get("content") or {}
+                out.append(
+                    {
+                        "role": "assistant",
+                        "parts": _parts(content.get("parts") if isinstance(content, dict) else None),
+                        "finish_reason": str(candidate.get("finishReason", "")).lower(),
+                    }
+                )
+    return out
+
+
+# -- `aigw serve`: OTLP from the standard environment variables ------------------------------------
+
+_OTLP_VARS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+)
+_configured = False
+
+
+def _wanted(signal: str) -> bool:
+    """Does the environment ask for OTLP export of ``signal`` ("traces" or "metrics")?"""
+    chosen = os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").strip().lower()
+    if chosen:
+        return "otlp" in {v.strip() for v in chosen.split(",")}
+    return any(os.environ.get(name) for name in _OTLP_VARS)
+
+
+def configure_from_env(config: TelemetryConfig | None = None) -> bool:
+    """Install global OTLP tracer/meter providers if the ``OTEL_*`` variables ask for them.
+
+    For applications (``aigw serve`` calls it in each worker): a library must not touch global
+    providers, so `Gateway` itself never does. Asked for by ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the
+    per-signal endpoints) or ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER=otlp``;
+    ``OTEL_SDK_DISABLED=true`` or ``exporter=none`` wins. The service name is ``OTEL_SERVICE_NAME``,
+    else ``telemetry.service_name``. Everything else (headers, protocol, intervals) is read by the
+    SDK from its own variables. Returns whether anything was installed; without the ``otel``
+    extra it logs one warning and returns False.
+    """
+    global _configured
+    config = config or TelemetryConfig()
+    if _configured or not config.otel or os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    traces, metrics = _wanted("traces"), _wanted("metrics")
+    if not (traces or metrics):
+        return False
+    grpc = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip().lower() == "grpc"
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        if grpc:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+                OTLPMetricExporter,
+            )
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+                OTLPSpanExporter,
+            )
+    except ImportError as exc:
+        extra = "opentelemetry-exporter-otlp-proto-grpc" if grpc else "aigw-asgi[otel]"
+        logger.warning("aigw: OTEL_* asks for OTLP export but %s is not installed (%s): not exporting", extra, exc)
+        return False
+    attributes: dict[str, Any] = {}
+    if not os.environ.get("OTEL_SERVICE_NAME") and "service.name=" not in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    ):
+        attributes["service.name"] = config.service_name
+    attributes["service.version"] = __version__
+    resource = Resource.create(attributes)
+    if traces:
+        tracer_provider = SdkTracerProvider(resource=resource)
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(tracer_provider)
+    if metrics:
+        from opentelemetry.metrics import set_meter_provider
+
+        reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+        set_meter_provider(SdkMeterProvider(resource=resource, metric_readers=[reader]))
+    _configured = True
+    logger.info(
+        "aigw: exporting OpenTelemetry %s over OTLP",
+        " and ".join(s for s, on in (("traces", traces), ("metrics", metrics)) if on),
+    )
+    return True
