@@ -1,0 +1,316 @@
+"""RateLimitMiddleware: Cloudflare's gateway-wide limit plus scoped request and token rules.
+
+Sits inside the cache (cache hits never reach it) and in front of the router, so a refused
+request never reaches a provider. Per request:
+
+1. resolve the facts the rules are scoped by (token name, client IP, provider, model, metadata);
+   the body is read only when a rule is scoped by model and nobody named the model yet;
+2. token rules: refuse when the token budget is already spent (a read, nothing is consumed);
+3. request rules: one `limits` ``hit()`` each, in config order;
+4. run the inner app; then debit token rules with the real usage the router recorded
+   (streams included).
+
+A refusal is a 429 (code 2003) with ``Retry-After`` and ``RateLimit-*`` headers, and
+``ctx.rate_limited_by`` names the rule for the log row. Storage trouble goes through one
+`Guard`: ``fail_open`` lets requests through (one warning per outage), otherwise 503 code 2011.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
+
+from .._asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, read_body, replay_receive
+from ..config import RateLimitConfig
+from ..context import RequestContext, ensure_context
+from ..errors import GatewayError, RateLimited, StoreUnavailable, send_error
+from ..providers.registry import ProviderRegistry, model_from
+from .keys import (
+    Facts,
+    Rule,
+    client_ip,
+    compile_rules,
+    counter_key,
+    denial_message,
+    fixed_reset_in,
+    limit_headers,
+    provider_from_path,
+    window_key,
+)
+from .storage import Guard, StorageDown, close_storage, logger, storage_from_uri
+
+Debits = list[tuple[Rule, RateLimiter, str]]
+"""Token rules that admitted a request, with their counter keys (without window index)."""
+
+
+class RateLimitMiddleware:
+    """Wrap any ASGI app: ``RateLimitMiddleware(app, RateLimitConfig(limit=100, period=60))``.
+
+    ``storage`` injects a `limits.aio` storage (else one is built from ``config.storage`` on
+    first use, in the running loop). ``trusted_proxy_header`` names the header that carries the
+    client IP for ``ip`` rules (else the socket peer). ``providers`` lets ``model`` rules read
+    models that live in the path (Gemini, Workers AI). ``clock`` is the wall clock that places
+    fixed windows (tests move it across a boundary).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: RateLimitConfig | None = None,
+        *,
+        gateway_id: str = "default",
+        storage: Storage | None = None,
+        trusted_proxy_header: str | None = None,
+        providers: ProviderRegistry | None = None,
+        max_request_bytes: int = 26_214_400,
+        clock: Callable[[], float] = time.time,
+        outage_backoff_s: float = 1.0,
+    ) -> None:
+        self.app = app
+        self.config = config or RateLimitConfig()
+        self.gateway_id = gateway_id
+        self.rules = compile_rules(self.config, gateway_id)
+        self.proxy_header = trusted_proxy_header.lower().encode("latin-1") if trusted_proxy_header else None
+        self.providers = providers
+        self.max_request_bytes = max_request_bytes
+        self.clock = clock
+        self.needs_model = any(rule.needs_model for rule in self.rules)
+        self.needs_metadata = any(rule.needs_metadata for rule in self.rules)
+        self.has_token_rules = any(rule.unit == "tokens" for rule in self.rules)
+        self.guard = Guard(timeout_s=self.config.timeout_ms / 1000, backoff_s=outage_backoff_s)
+        self._storage = storage
+        self._own_storage = storage is None
+        self._guarded = True
+        self._checks: tuple[tuple[Rule, RateLimiter], ...] | None = None  # token rules first
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _limiters(self) -> tuple[tuple[Rule, RateLimiter], ...]:
+        """Rules paired with their `limits` strategy; built on first use, inside the loop."""
+        if self._checks is None:
+            if self._storage is None:
+                self._storage = storage_from_uri(
+                    self.config.storage, timeout_s=self.guard.timeout_s, key_prefix=self.config.key_prefix
+                )
+            # A memory storage cannot fail or stall: skip the timeout machinery on that hot path.
+            self._guarded = not isinstance(self._storage, MemoryStorage)
+            fixed = FixedWindowRateLimiter(self._storage)
+            sliding = SlidingWindowCounterRateLimiter(self._storage)
+            ordered = sorted(self.rules, key=lambda rule: rule.unit != "tokens")  # reads before hits
+            self._checks = tuple((rule, fixed if rule.technique == "fixed" else sliding) for rule in ordered)
+        return self._checks
+
+    async def aclose(self) -> None:
+        """Finish pending debits and close the storage we built (an injected one is the caller's)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        storage, self._checks = self._storage, None
+        if storage is not None and self._own_storage:
+            self._storage = None
+            await close_storage(storage)
+
+    async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._guarded:
+            return await self.guard.call(fn, *args, **kwargs)
+        return await fn(*args, **kwargs)
+
+    # -- ASGI -----------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if not self.rules or kind == "lifespan":
+            await self.app(scope, receive, send)
+        elif kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = ensure_context(scope, self.gateway_id)
+        try:
+            if self.needs_model and ctx.model is None and ctx.body is None:
+                receive = replay_receive(await read_body(ctx, receive, self.max_request_bytes), receive)
+            facts = self._facts(ctx)
+            refusal, debits = await self._admit(facts, read_body_model=True, ctx=ctx)
+        except GatewayError as exc:  # invalid cf-aig-metadata, body too large
+            _record(ctx, exc)
+            await send_error(send, exc, ctx.response_headers())
+            return
+        except ClientDisconnected:
+            return
+        if refusal is not None:
+            _record(ctx, refusal)
+            await send_error(send, refusal, ctx.response_headers())
+            return
+        if not debits:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except BaseException:
+            # Cancelled or failed mid-answer: tokens may have been spent upstream; debit them
+            # without holding up the unwinding.
+            task = asyncio.get_running_loop().create_task(self._debit(ctx, debits))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            raise
+        await self._debit(ctx, debits)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An upgrade counts as one request on the request rules; refused before accept."""
+        ctx = ensure_context(scope, self.gateway_id)
+        try:
+            refusal, _ = await self._admit(self._facts(ctx), read_body_model=False, ctx=ctx, tokens=False)
+        except GatewayError as exc:
+            refusal = exc
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        _record(ctx, refusal)
+        if "websocket.http.response" in scope.get("extensions", {}):
+            body = refusal.envelope()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            headers += refusal.headers + ctx.response_headers()
+            await send({"type": "websocket.http.response.start", "status": refusal.status, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008, "reason": refusal.message[:120]})
+
+    # -- for the WebSocket API dispatcher ------------------------------------------------------
+
+    async def check(self, ctx: RequestContext) -> GatewayError | None:
+        """Admit one WebSocket API message (its context filled like an HTTP request's).
+
+        Returns the error to answer with (`RateLimited`, `StoreUnavailable`, `InvalidRequest`
+        for bad metadata) or ``None``. An admitted message must be followed by
+        ``await debit(ctx)`` once its answer is complete, so token rules see its usage.
+        """
+        if not self.rules:
+            return None
+        try:
+            refusal, debits = await self._admit(self._facts(ctx), read_body_model=True, ctx=ctx)
+        except GatewayError as exc:
+            refusal, debits = exc, []
+        if refusal is not None:
+            _record(ctx, refusal)
+        ctx.extra["aigw.ratelimit.debits"] = debits
+        return refusal
+
+    async def debit(self, ctx: RequestContext) -> None:
+        """Debit the token rules that admitted ``ctx`` (after `check`) with its real usage."""
+        debits = ctx.extra.pop("aigw.ratelimit.debits", None)
+        if debits:
+            await self._debit(ctx, debits)
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def _facts(self, ctx: RequestContext) -> Facts:
+        peer = ctx.client_ip
+        return Facts(
+            token=ctx.token_name,
+            ip=client_ip(peer, ctx.header(self.proxy_header)) if self.proxy_header else peer,
+            provider=ctx.provider or provider_from_path(ctx.path),
+            model=ctx.model,
+            # ctx.options raises InvalidRequest (400) on a malformed cf-aig-metadata header.
+            metadata=ctx.options.metadata if self.needs_metadata else None,
+        )
+
+    def _model(self, ctx: RequestContext, provider: str | None) -> str | None:
+        body = ctx.json() if ctx.body else None
+        registered = self.providers.get(provider) if self.providers is not None and provider else None
+        if registered is not None:
+            return model_from(registered, ctx.path.partition("/")[2].partition("/")[2], {}, body)
+        model = body.get("model") if isinstance(body, dict) else None
+        return model if isinstance(model, str) and model else None
+
+    async def _admit(
+        self, facts: Facts, *, read_body_model: bool, ctx: RequestContext, tokens: bool = True
+    ) -> tuple[GatewayError | None, Debits]:
+        """The refusal for this request (or ``None``) and the token rules to debit afterwards."""
+        if self.needs_model and facts.model is None and read_body_model:
+            facts.model = self._model(ctx, facts.provider)
+        now = self.clock()
+        debits: Debits = []
+        for rule, limiter in self._limiters():
+            key = counter_key(rule, facts)
+            if key is None:
+                continue
+            try:
+                if rule.unit == "tokens":
+                    if not tokens:
+                        continue
+                    allowed = await self._store(limiter.test, rule.item, window_key(rule, key, now))
+                    if allowed:
+                        debits.append((rule, limiter, key))
+                        continue
+                elif await self._store(limiter.hit, rule.item, window_key(rule, key, now)):
+                    continue
+                return await self._refusal(rule, limiter, key, now), debits
+            except StorageDown:
+                if self.config.fail_open:
+                    return None, debits
+                return StoreUnavailable("Rate-limit storage unavailable"), []
+        return None, debits
+
+    async def _refusal(self, rule: Rule, limiter: RateLimiter, key: str, now: float) -> RateLimited:
+        try:
+            stats = await self._store(limiter.get_window_stats, rule.item, window_key(rule, key, now))
+            remaining = stats.remaining
+            reset_in = fixed_reset_in(rule, now) if rule.technique == "fixed" else stats.reset_time - time.time()
+        except StorageDown:
+            remaining, reset_in = 0, float(rule.period)
+        return _Refused(rule, limit_headers(rule, remaining, reset_in))
+
+    async def _debit(self, ctx: RequestContext, debits: Debits) -> None:
+        """Charge token rules with what the provider reported, retries included."""
+        tokens = _tokens(ctx)
+        if tokens <= 0:
+            return
+        now = self.clock()
+        for rule, limiter, key in debits:
+            counter = window_key(rule, key, now)
+            try:
+                if not await self._store(limiter.hit, rule.item, counter, cost=tokens):
+                    # A fixed window counts the whole cost even when it goes over; the sliding
+                    # counter refuses a cost that does not fit, so fill the budget instead: the
+                    # rule then refuses until the window has slid enough.
+                    if rule.technique == "sliding":
+                        stats = await self._store(limiter.get_window_stats, rule.item, counter)
+                        if stats.remaining > 0:
+                            await self._store(limiter.hit, rule.item, counter, cost=stats.remaining)
+            except StorageDown:
+                return
+            except Exception:  # never let accounting break an answer that was already sent
+                logger.exception("rate limit: token debit failed for rule %r", rule.name)
+
+
+class _Refused(RateLimited):
+    """A `RateLimited` that remembers which rule refused (for ``ctx.rate_limited_by``)."""
+
+    def __init__(self, rule: Rule, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(denial_message(rule), headers=headers)
+        self.rule = rule
+
+
+def _record(ctx: RequestContext, exc: GatewayError) -> None:
+    ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
+    if isinstance(exc, _Refused):
+        ctx.rate_limited_by = exc.rule.name
+        ctx.error_type = "rate_limited"
+    else:
+        ctx.error_type = ctx.error_type or type(exc).__name__
+
+
+def _tokens(ctx: RequestContext) -> int:
+    total = 0
+    for usage in [attempt.usage for attempt in ctx.attempts] + [ctx.usage]:
+        total += (usage.tokens_in or 0) + (usage.tokens_out or 0)
+    return total
