@@ -47,7 +47,14 @@ class Gateway:
         self.providers = ProviderRegistry.from_config(self.config)
 
         self.router = ProviderRouter(self.config, providers=self.providers, transport=transport)
-        self.rate_limit = RateLimitMiddleware(self.router, self.config.rate_limit, gateway_id=self.id)
+        self.rate_limit = RateLimitMiddleware(
+            self.router,
+            self.config.rate_limit,
+            gateway_id=self.id,
+            trusted_proxy_header=self.config.gateway.trusted_proxy_header,
+            providers=self.providers,
+            max_request_bytes=self.config.gateway.max_request_bytes,
+        )
         self.cache = CacheMiddleware(self.rate_limit, self.config.cache, gateway_id=self.id)
         self.universal = UniversalMiddleware(self.cache, self.config)
         self.auth = AuthMiddleware(self.universal, self.config.gateway)
