@@ -1,22 +1,283 @@
-"""CacheMiddleware (seam: pass-through until the cache issue lands)."""
+"""CacheMiddleware: answer repeated identical requests from storage (SPEC §6).
+
+In the Gateway it sits between auth and the rate limit, so a hit is authenticated and logged but
+never counted. Around any other ASGI app it works alone: it reads the provider from the path
+(``/{provider}/{rest}``), keys the request (cache/policy.py), and either replays a stored answer
+or lets the request through while recording the answer as it is relayed.
+
+A stream is relayed unbuffered — the recording keeps references to the chunks already sent — and
+stored only once it is known to be whole: the router saw its terminal event with no error
+(``ctx.stream_complete``), and it stayed under ``max_entry_bytes``. A hit replays the same bytes
+with the same content type.
+
+Single-flight: identical misses arriving while one is in flight wait for that one's answer instead
+of calling the provider again; if it fails or is not cacheable, each waiter makes its own call.
+"""
 
 from __future__ import annotations
 
-from .._asgi import ASGIApp, Receive, Scope, Send
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from .._asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, read_body, replay_receive
 from ..config import CacheConfig
+from ..context import RequestContext, ensure_context
+from ..errors import GatewayError, send_error
+from . import policy
+from .storage import CachedResponse, CacheStorage, storage_from_config
+
+if TYPE_CHECKING:
+    from ..providers.registry import ProviderRegistry
+
+_MISS_HEADER = [(b"cf-aig-cache-status", b"MISS")]
 
 
 class CacheMiddleware:
-    def __init__(self, app: ASGIApp, config: CacheConfig | None = None, *, gateway_id: str = "default") -> None:
+    """``CacheMiddleware(app, CacheConfig(ttl=300))`` — or ``storage=`` any `CacheStorage`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: CacheConfig | None = None,
+        *,
+        gateway_id: str = "default",
+        storage: CacheStorage | str | None = None,
+        providers: ProviderRegistry | None = None,
+        max_request_bytes: int = 26_214_400,
+        log_body_bytes: int = 65_536,
+    ) -> None:
         self.app = app
         self.config = config or CacheConfig()
         self.gateway_id = gateway_id
+        if isinstance(storage, str):
+            self.config = _with_storage(self.config, storage)
+            storage = None
+        self.storage: CacheStorage = storage or storage_from_config(self.config, gateway_id)
+        self.providers = providers
+        self.max_request_bytes = max_request_bytes
+        self.log_body_bytes = log_body_bytes
+        self.max_entry_bytes = self.config.max_entry_bytes
+        self.cache_streams = self.config.cache_streams
+        # Single-flight: entry id -> the future the in-flight leader resolves with its entry or None.
+        self._inflight: dict[str, asyncio.Future[CachedResponse | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":  # websocket and lifespan: nothing to cache
+            await self.app(scope, receive, send)
+            return
+        ctx = ensure_context(scope, self.gateway_id)
+        route = policy.split_path(ctx.path)
+        try:
+            decision = policy.decide(ctx.method, ctx.options, self.config.ttl) if route else policy.BYPASS
+        except GatewayError as exc:  # an invalid cf-aig-* header: 400 code 2004, naming it
+            await self._error(ctx, send, exc)
+            return
+        if route is None or not decision.ttl:
+            ctx.cache_status = "BYPASS"
+            await self.app(scope, receive, _with_miss_header(send))
+            return
+
+        try:
+            body = await read_body(ctx, receive, self.max_request_bytes)
+        except GatewayError as exc:
+            await self._error(ctx, send, exc)
+            return
+        except ClientDisconnected:
+            ctx.status_code, ctx.error, ctx.error_type = 499, "client disconnected", "client_disconnect"
+            return
+        provider, rest = route
+        parsed = ctx.json() if body[:1] in (b"{", b"[") else None
+        key = policy.cache_key(
+            gateway_id=self.gateway_id,
+            provider=provider,
+            method=ctx.method,
+            path=rest,
+            query=scope.get("query_string", b""),
+            credential=policy.credential_hash(ctx.headers),
+            body=policy.canonical_body(body, parsed),
+            stream=policy.stream_flag(parsed),
+            custom_key=ctx.options.cache_key,
+        )
+        ctx.cache_key = key
+        inner_receive = replay_receive(body, receive)
+
+        if not decision.read:  # cf-aig-skip-cache: fresh answer, still stored
+            ctx.cache_status = "MISS"
+            await self._fetch(ctx, scope, inner_receive, send, key, provider, decision.ttl, None)
+            return
+
+        entry = await self.storage.get(key)
+        if entry is not None:
+            await self._replay(ctx, send, entry, provider, rest, parsed)
+            return
+        ctx.cache_status = "MISS"
+        leader = self._inflight.get(key)
+        if leader is not None:
+            # Shielded: a waiter that goes away must not cancel the leader's result for the others.
+            entry = await asyncio.shield(leader)
+            if entry is not None:
+                await self._replay(ctx, send, entry, provider, rest, parsed)
+                return
+            await self._fetch(ctx, scope, inner_receive, send, key, provider, decision.ttl, None)
+            return
+        future: asyncio.Future[CachedResponse | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            await self._fetch(ctx, scope, inner_receive, send, key, provider, decision.ttl, future)
+        finally:
+            if not future.done():
+                future.set_result(None)
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+
+    # -- miss: relay and record -------------------------------------------------------------------
+
+    async def _fetch(
+        self,
+        ctx: RequestContext,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        key: str,
+        provider: str,
+        ttl: int,
+        future: asyncio.Future[CachedResponse | None] | None,
+    ) -> None:
+        """Run the inner app, relaying every message at once and keeping references to the body."""
+        status = 0
+        headers: list[tuple[bytes, bytes]] = []
+        chunks: list[bytes] = []
+        size = 0
+        recording = False
+        finished = False
+        streamed = False
+
+        async def record(message: dict[str, Any]) -> None:
+            nonlocal status, headers, size, recording, finished, streamed
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = message.get("headers") or []
+                streamed = policy.is_stream(headers)
+                recording = policy.cacheable_status(status) and (self.cache_streams or not streamed)
+                message["headers"] = _ensure_miss(headers)
+            elif message["type"] == "http.response.body":
+                if recording:
+                    chunk = message.get("body", b"")
+                    if chunk:
+                        size += len(chunk)
+                        if size > self.max_entry_bytes:  # too big to keep: stop, free what we had
+                            recording = False
+                            chunks.clear()
+                        else:
+                            chunks.append(chunk)
+                if not message.get("more_body", False):
+                    finished = True
+            await send(message)
+
+        await self.app(scope, receive, record)
+
+        if not (recording and finished) or ctx.error is not None:
+            return
+        if streamed and not ctx.stream_complete:  # cut, errored, or an app that cannot tell: never store
+            return
+        entry = CachedResponse(
+            status=status,
+            headers=policy.stored_headers(headers),
+            body=chunks[0] if len(chunks) == 1 else b"".join(chunks),
+            provider=provider,
+            stream=streamed,
+            model=ctx.model,
+        )
+        if future is not None and not future.done():
+            future.set_result(entry)  # waiters replay now; the store write below is not their concern
+        await self.storage.set(key, entry, ttl)
+
+    # -- hit: replay --------------------------------------------------------------------------
+
+    async def _replay(
+        self, ctx: RequestContext, send: Send, entry: CachedResponse, provider: str, rest: str, parsed: Any
+    ) -> None:
+        ctx.cache_status = "HIT"
+        ctx.provider = provider
+        ctx.endpoint = rest
+        ctx.model = ctx.model or entry.model or self._model(provider, rest, parsed)
+        ctx.status_code = entry.status
+        ctx.stream = ctx.stream_complete = entry.stream
+        ctx.response_body = entry.body[: self.log_body_bytes]  # a full slice of bytes is not a copy
+        age = str(max(0, int(time.time() - entry.stored_at))).encode()
+        headers = [
+            *entry.headers,
+            (b"content-length", entry.content_length),
+            (b"age", age),
+            *ctx.response_headers(),
+        ]
+        ctx.first_byte = time.perf_counter()
+        try:
+            await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+            await send({"type": "http.response.body", "body": entry.body})
+        except OSError:  # ASGI >= 2.4 servers raise once the client is gone
+            ctx.error, ctx.error_type = "client disconnected", "client_disconnect"
+        ctx.ended = time.perf_counter()
+
+    def _model(self, provider: str, rest: str, parsed: Any) -> str | None:
+        if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
+            return str(parsed["model"])
+        if self.providers is None:
+            return None
+        from ..providers.registry import join_url, model_from
+
+        spec = self.providers.get(provider)
+        if spec is None:
+            return None
+        try:
+            _, params = join_url(spec, rest)
+        except ValueError:
+            return None
+        return model_from(spec, rest, params, parsed)
+
+    async def _error(self, ctx: RequestContext, send: Send, exc: GatewayError) -> None:
+        ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
+        ctx.error_type = ctx.error_type or type(exc).__name__
+        await send_error(send, exc, ctx.response_headers())
+
+    # -- operator API -------------------------------------------------------------------------
 
     async def purge(self, *, key: str | None = None, provider: str | None = None) -> int:
-        return 0
+        """Delete one entry (``key`` = the id logs show, ``"openai:3fa…"``), a provider's, or all.
+
+        Returns how many entries went. Raises when the storage cannot be reached: a purge that
+        silently did nothing would leave stale answers being served.
+        """
+        if key is not None:
+            return int(await self.storage.delete(key))
+        return await self.storage.purge(provider)
 
     async def aclose(self) -> None:
-        return None
+        await self.storage.aclose()
+
+
+def _ensure_miss(headers: Any) -> Any:
+    """Cloudflare sends ``cf-aig-cache-status: MISS`` even when caching is off; so do we.
+
+    Behind the router the header is already there and nothing is copied.
+    """
+    for name, _ in headers:
+        if name == b"cf-aig-cache-status":
+            return headers
+    return [*headers, *_MISS_HEADER]
+
+
+def _with_miss_header(send: Send) -> Send:
+    async def send_with_header(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = _ensure_miss(message.get("headers") or [])
+        await send(message)
+
+    return send_with_header
+
+
+def _with_storage(config: CacheConfig, url: str) -> CacheConfig:
+    from dataclasses import replace
+
+    return replace(config, storage=url)

@@ -1,0 +1,187 @@
+"""Cache policy as pure functions: what may be cached, under which key, for how long.
+
+No I/O and no ASGI here (the hishel shape): the middleware asks these functions and does what
+they say, and the tests drive them directly.
+
+The key (SPEC §6) is a SHA-256 over the gateway id, the provider, the method, the upstream path
+and query, a hash of the credential headers and the *canonical* JSON body (sorted keys, no
+whitespace). Canonical, because a client that serialises ``{"model":…,"messages":…}`` in another
+order asks the same question (LiteLLM #40128); the whole body, because any parameter — sampling,
+``reasoning_effort``, a provider extra such as ``num_ctx`` — may change the answer, and leaving one
+out serves wrong answers (LiteLLM #42400, #9844). ``cf-aig-metadata`` is a header and never part
+of it. A ``cf-aig-cache-key`` replaces the body-derived part, but stays scoped by gateway,
+provider, credential and whether a stream was asked for, so a custom key can neither leak an
+answer to another tenant nor hand an SSE stream to a client that expects JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..context import Headers
+from ..options import RequestOptions
+
+CUSTOM_KEY_DEFAULT_TTL = 300  # Cloudflare: a cf-aig-cache-key with no TTL anywhere lives 5 minutes
+CACHEABLE_METHODS = frozenset({"POST", "GET"})
+CREDENTIAL_HEADERS = (b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key")
+STREAM_TYPES = (b"text/event-stream", b"application/x-ndjson")
+
+# Never stored: hop-by-hop headers (RFC 9110 §7.6.1), what the replay recomputes, and anything
+# that belongs to one client or one moment (cookies, the date, the gateway's own cf-aig-*).
+_DROP_STORED = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"date",
+        b"server",
+        b"set-cookie",
+        b"age",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the cache does for one request: ``ttl`` 0 means it does not apply (BYPASS)."""
+
+    ttl: int
+    read: bool  # look the key up (False with cf-aig-skip-cache: the answer is still stored)
+
+
+BYPASS = Decision(ttl=0, read=False)
+
+
+def split_path(path: str) -> tuple[str, str] | None:
+    """``/openai/chat/completions`` -> ``("openai", "chat/completions")``; None without a provider.
+
+    The cache runs before the router, so it reads the provider slug from the route path itself.
+    """
+    if not path.startswith("/"):
+        return None
+    slug, _, rest = path[1:].partition("/")
+    if not slug:
+        return None
+    return slug, rest
+
+
+def decide(method: str, options: RequestOptions, gateway_ttl: int) -> Decision:
+    """Whether caching applies, and with which TTL (SPEC §3).
+
+    TTL precedence: ``cf-aig-cache-ttl`` > the gateway TTL > 300 s when only a custom key asks.
+    A request header opts in even when the gateway TTL is 0.
+    """
+    if method not in CACHEABLE_METHODS:
+        return BYPASS
+    ttl = options.cache_ttl or gateway_ttl or (CUSTOM_KEY_DEFAULT_TTL if options.cache_key else 0)
+    if ttl <= 0:
+        return BYPASS
+    return Decision(ttl=ttl, read=not options.skip_cache)
+
+
+def credential_hash(headers: Headers) -> bytes:
+    """A digest of the credential headers present, so tenants with different keys never share.
+
+    Only a digest enters the cache key: the key is logged, the credential must never be.
+    """
+    h = hashlib.sha256()
+    for name, value in headers:
+        if name in CREDENTIAL_HEADERS:
+            h.update(name)
+            h.update(b"\x00")
+            h.update(value)
+            h.update(b"\x00")
+    return h.digest()
+
+
+def canonical_body(body: bytes, parsed: Any) -> bytes:
+    """The body as the key sees it: canonical JSON when it is JSON, else the raw bytes.
+
+    A one-byte tag keeps a JSON body and a byte body that happen to spell the same text apart.
+    """
+    if isinstance(parsed, dict | list):
+        return b"j" + json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return b"b" + body
+
+
+def stream_flag(parsed: Any) -> bytes:
+    """How the request asked about streaming: ``"stream"`` true, false, or absent.
+
+    Three states, not two, because Ollama streams when the field is absent; a custom key must not
+    let ``stream: false`` replay an answer that was streamed.
+    """
+    if isinstance(parsed, dict) and "stream" in parsed:
+        value = parsed["stream"]
+        return b"s1" if value is True else b"s0" if value is False else b"s?"
+    return b"s-"
+
+
+def cache_key(
+    *,
+    gateway_id: str,
+    provider: str,
+    method: str,
+    path: str,
+    query: bytes,
+    credential: bytes,
+    body: bytes,
+    stream: bytes,
+    custom_key: str | None = None,
+) -> str:
+    """The entry id, ``"{provider}:{sha256 hex}"``.
+
+    The provider prefix lets storages purge one provider without an index; the id is what logs
+    show and what ``purge(key=…)`` takes. Fields are length-prefixed so no two different inputs
+    can concatenate to the same bytes.
+    """
+    h = hashlib.sha256()
+    if custom_key is not None:
+        parts: tuple[bytes, ...] = (
+            b"custom",
+            gateway_id.encode(),
+            provider.encode(),
+            credential,
+            stream,
+            custom_key.encode(),
+        )
+    else:
+        parts = (
+            b"auto",
+            gateway_id.encode(),
+            provider.encode(),
+            method.encode(),
+            path.encode(),
+            query,
+            credential,
+            stream,
+            body,
+        )
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return f"{provider}:{h.hexdigest()}"
+
+
+def is_stream(headers: Headers) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            return value.lower().startswith(STREAM_TYPES)
+    return False
+
+
+def cacheable_status(status: int) -> bool:
+    """2xx only (a cached error would be served to everyone); 206 is a fragment, not an answer."""
+    return 200 <= status < 300 and status != 206
+
+
+def stored_headers(headers: Headers) -> Headers:
+    """The response headers worth replaying: no hop-by-hop, no length, no ``cf-aig-*``."""
+    return [(k, v) for k, v in headers if k not in _DROP_STORED and not k.startswith(b"cf-aig-")]
