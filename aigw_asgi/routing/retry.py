@@ -3,6 +3,11 @@
 Precedence (SPEC §3): universal step config > request headers > gateway ``[retries]``. The
 universal endpoint turns a step's ``config`` into ``cf-aig-*`` headers on the step's internal
 request, so by the time the router asks, "request headers" already include the step's word.
+
+What is retried (within one step): connect errors and resets before the response headers,
+first-byte timeouts, 429 and 5xx. Other 4xx fail the same way again, so they are answered at
+once (and, in a universal request, move to the next step). Nothing is retried after the first
+byte of an answer has been relayed. `next_retry_delay` is the whole decision.
 """
 
 from __future__ import annotations
@@ -65,6 +70,46 @@ def backoff_delay(policy: RetryPolicy, failed_attempt: int, rand: float | None =
         r = random.random() if rand is None else rand
         ms *= 1 + policy.jitter * (2 * r - 1)
     return ms / 1000
+
+
+def next_retry_delay(
+    policy: RetryPolicy,
+    attempt: int,
+    status: int | None = None,
+    retry_after_header: bytes | None = None,
+    rand: float | None = None,
+) -> float | None:
+    """Seconds to wait before another attempt, or ``None``: answer with what attempt ``attempt`` got.
+
+    ``status`` is the upstream status, or ``None`` for a transport failure (connect error, reset
+    before headers, first-byte timeout), which is always worth another try. An upstream
+    ``Retry-After`` is honoured when it is within ``max_retry_after_ms`` (we wait at least that
+    long, or the backoff if longer); one beyond the cap ends the retries for this step — asking
+    again sooner than the provider said only burns attempts, and answering lets the client (or
+    the next universal step) decide.
+    """
+    if attempt >= policy.max_attempts:
+        return None
+    if status is not None and not is_retryable_status(status):
+        return None
+    delay = backoff_delay(policy, attempt, rand)
+    if status is not None and retry_after_header:
+        honoured = retry_after(retry_after_header, policy.max_retry_after_ms)
+        if honoured is None:
+            return None if _parses(retry_after_header) else delay
+        delay = max(delay, honoured)
+    return delay
+
+
+def backoff_schedule(policy: RetryPolicy) -> list[float]:
+    """The waits between the attempts of ``policy``, without jitter (for docs and tests)."""
+    plain = RetryPolicy(policy.max_attempts, policy.delay_ms, policy.backoff)
+    return [backoff_delay(plain, n) for n in range(1, policy.max_attempts)]
+
+
+def _parses(value: bytes) -> bool:
+    """Whether a ``Retry-After`` value is meaningful at all (a garbage value is ignored)."""
+    return retry_after(value, 2**62) is not None
 
 
 def retry_after(value: bytes | None, cap_ms: int) -> float | None:

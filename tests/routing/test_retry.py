@@ -4,7 +4,15 @@ import pytest
 
 from aigw_asgi.config import RetryConfig
 from aigw_asgi.options import RequestOptions
-from aigw_asgi.routing.retry import RetryPolicy, backoff_delay, is_retryable_status, retry_after, retry_policy
+from aigw_asgi.routing.retry import (
+    RetryPolicy,
+    backoff_delay,
+    backoff_schedule,
+    is_retryable_status,
+    next_retry_delay,
+    retry_after,
+    retry_policy,
+)
 
 
 def test_headers_beat_gateway_config() -> None:
@@ -49,3 +57,35 @@ def test_retry_after() -> None:
     assert retry_after(b"garbage", 5000) is None
     assert retry_after(None, 5000) is None
     assert retry_after(b"Wed, 21 Oct 2015 07:28:00 GMT", 5000) == 0.0  # in the past
+
+
+def test_next_retry_delay_decides_what_is_retried() -> None:
+    policy = RetryPolicy(max_attempts=3, delay_ms=100, backoff="exponential")
+    assert next_retry_delay(policy, 1) == 0.1  # transport failure (connect, reset, timeout)
+    assert next_retry_delay(policy, 2) == 0.2
+    assert next_retry_delay(policy, 3) is None  # budget spent
+    assert next_retry_delay(policy, 1, 503) == 0.1
+    assert next_retry_delay(policy, 1, 429) == 0.1
+    assert next_retry_delay(policy, 1, 404) is None  # a 4xx fails the same way again
+    assert next_retry_delay(policy, 1, 400) is None
+    assert next_retry_delay(RetryPolicy(), 1, 503) is None  # one attempt: never retried
+
+
+def test_retry_after_within_the_cap_is_honoured_beyond_it_ends_retries() -> None:
+    policy = RetryPolicy(max_attempts=3, delay_ms=100, max_retry_after_ms=2000)
+    assert next_retry_delay(policy, 1, 429, b"1.5") == 1.5
+    assert next_retry_delay(policy, 1, 429, b"0") == 0.1  # never sooner than our own backoff
+    assert next_retry_delay(policy, 1, 429, b"30") is None  # asking again sooner only burns attempts
+    assert next_retry_delay(policy, 1, 429, b"soon") == 0.1  # meaningless: ignored
+    assert next_retry_delay(policy, 3, 429, b"1") is None
+
+
+def test_backoff_schedule_documents_the_waits() -> None:
+    assert backoff_schedule(RetryPolicy(max_attempts=5, delay_ms=100, backoff="exponential", jitter=0.5)) == [
+        0.1,
+        0.2,
+        0.4,
+        0.8,
+    ]
+    assert backoff_schedule(RetryPolicy(max_attempts=4, delay_ms=50, backoff="linear")) == [0.05, 0.1, 0.15]
+    assert backoff_schedule(RetryPolicy(max_attempts=1, delay_ms=50)) == []
