@@ -25,7 +25,7 @@ from typing import Any
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
 
-from .._asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, read_body, replay_receive
+from .._asgi import ASGIApp, ClientDisconnected, Message, Receive, Scope, Send, read_body, replay_receive
 from ..config import RateLimitConfig
 from ..context import RequestContext, ensure_context
 from ..errors import GatewayError, RateLimited, StoreUnavailable, send_error
@@ -124,7 +124,9 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if not self.rules or kind == "lifespan":
+        if kind == "lifespan":
+            await self.app(scope, self._closing_on_shutdown(receive), send)
+        elif not self.rules:
             await self.app(scope, receive, send)
         elif kind == "http":
             await self._http(scope, receive, send)
@@ -132,6 +134,17 @@ class RateLimitMiddleware:
             await self._websocket(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    def _closing_on_shutdown(self, receive: Receive) -> Receive:
+        """Pass the lifespan through, closing our storage when the server shuts down."""
+
+        async def receive_lifespan() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.aclose()
+            return message
+
+        return receive_lifespan
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = ensure_context(scope, self.gateway_id)
