@@ -22,8 +22,12 @@ logger = logging.getLogger("aigw_asgi")
 
 def app_factory() -> object:
     from .gateway import Gateway
+    from .telemetry.otel import configure_from_env
 
-    return Gateway(load_config())
+    config = load_config()
+    # In each worker process (export threads do not survive a fork): OTLP if OTEL_* asks for it.
+    configure_from_env(config.telemetry)
+    return Gateway(config)
 
 
 def _is_loopback(host: str) -> bool:
