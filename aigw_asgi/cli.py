@@ -22,7 +22,7 @@ logger = logging.getLogger("aigw_asgi")
 
 def app_factory() -> object:
     from .gateway import Gateway
-    from .telemetry.otel import configure_from_env
+    from .telemetry.otlp import configure_from_env
 
     config = load_config()
     # In each worker process (export threads do not survive a fork): OTLP if OTEL_* asks for it.

@@ -9,14 +9,13 @@ bytes stream, and retries/fallbacks are already known by then.
 
 Only ``opentelemetry-api`` is needed: with no SDK configured every call is a cheap no-op. The
 providers are injectable (tests use in-memory exporters) and default to the global ones, which
-``aigw serve`` sets up from the standard ``OTEL_*`` variables (`configure_from_env`).
+``aigw serve`` sets up from the standard ``OTEL_*`` variables (`otlp.configure_from_env`).
 
 Never on a span: provider keys, gateway tokens, bodies (unless ``telemetry.capture_content``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -34,6 +33,7 @@ from ..context import Headers, RequestContext, Usage
 from ..errors import GatewayError
 from ..providers.registry import BUILTINS
 from . import semconv as sc
+from .otel_content import content_attributes
 
 logger = logging.getLogger("aigw_asgi")
 
@@ -362,7 +362,7 @@ class OTelRecorder:
                 if final.cost is not None:
                     attributes[sc.AIGW_COST] = final.cost
                 if self.capture_content:
-                    _content_attributes(attributes, final)
+                    content_attributes(attributes, final)
             op = base[sc.GEN_AI_OPERATION_NAME]
             span = self.tracer.start_span(
                 f"{op} {model}" if model else op,
@@ -403,177 +403,3 @@ def _usage_attributes(attributes: dict[str, Any], usage: Usage) -> None:
         attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_tokens_in
     if usage.reasoning_tokens_out is not None:
         attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens_out
-
-
-# -- opt-in content (telemetry.capture_content) ---------------------------------------------------
-
-
-def _content_attributes(attributes: dict[str, Any], ctx: RequestContext) -> None:
-    """``gen_ai.input.messages`` / ``output.messages`` / ``system_instructions`` as JSON strings in
-    the conventions' ``{role, parts:[{type, content}]}`` shape. Text parts only; a streamed answer's
-    output is not reassembled. Only with ``capture_content`` on: prompts are sensitive."""
-    body = ctx.json() if ctx.body and ctx.body[:1] == b"{" else None
-    if isinstance(body, dict):
-        messages: list[dict[str, Any]] = []
-        system = body.get("system") or body.get("systemInstruction") or body.get("system_instruction")
-        if isinstance(body.get("messages"), list):
-            for m in body["messages"]:
-                if isinstance(m, dict):
-                    if m.get("role") in ("system", "developer") and system is None:
-                        system = m.get("content")
-                        continue
-                    messages.append({"role": m.get("role", "user"), "parts": _parts(m.get("content"))})
-        elif isinstance(body.get("contents"), list):  # Gemini
-            for c in body["contents"]:
-                if isinstance(c, dict):
-                    messages.append({"role": c.get("role", "user"), "parts": _parts(c.get("parts"))})
-        else:
-            prompt = body.get("prompt", body.get("input"))
-            if prompt is not None:
-                messages.append({"role": "user", "parts": _parts(prompt)})
-        if messages:
-            attributes[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(messages, ensure_ascii=False)
-        if system is not None:
-            parts = _parts(system.get("parts") if isinstance(system, dict) else system)
-            attributes[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = json.dumps(parts, ensure_ascii=False)
-    if not ctx.stream and ctx.response_body and ctx.response_body[:1] == b"{":
-        try:
-            answer = json.loads(ctx.response_body)
-        except (ValueError, UnicodeDecodeError):
-            return  # compressed, or cut at the log cap
-        output = _output_messages(answer)
-        if output:
-            attributes[sc.GEN_AI_OUTPUT_MESSAGES] = json.dumps(output, ensure_ascii=False)
-
-
-def _parts(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "content": content}]
-    parts: list[dict[str, Any]] = []
-    if isinstance(content, list):
-        for item in content:
-            if isinstance(item, str):
-                parts.append({"type": "text", "content": item})
-            elif isinstance(item, dict):
-                text = item.get("text")
-                if isinstance(text, str):
-                    parts.append({"type": "text", "content": text})
-                else:
-                    parts.append({"type": str(item.get("type", "unknown"))})
-    return parts
-
-
-def _output_messages(answer: Any) -> list[dict[str, Any]]:
-    if not isinstance(answer, dict):
-        return []
-    out: list[dict[str, Any]] = []
-    if isinstance(answer.get("choices"), list):  # OpenAI chat / completions
-        for choice in answer["choices"]:
-            if isinstance(choice, dict):
-                message = choice.get("message") or {}
-                content = message.get("content") if isinstance(message, dict) else None
-                out.append(
-                    {
-                        "role": "assistant",
-                        "parts": _parts(content if content is not None else choice.get("text")),
-                        "finish_reason": choice.get("finish_reason") or "",
-                    }
-                )
-    elif answer.get("type") == "message":  # Anthropic
-        out.append(
-            {"role": "assistant", "parts": _parts(answer.get("content")), "finish_reason": answer.get("stop_reason")}
-        )
-    elif isinstance(answer.get("candidates"), list):  # Gemini
-        for candidate in answer["candidates"]:
-            if isinstance(candidate, dict):
-                content = candidate.get("content") or {}
-                out.append(
-                    {
-                        "role": "assistant",
-                        "parts": _parts(content.get("parts") if isinstance(content, dict) else None),
-                        "finish_reason": str(candidate.get("finishReason", "")).lower(),
-                    }
-                )
-    return out
-
-
-# -- `aigw serve`: OTLP from the standard environment variables ------------------------------------
-
-_OTLP_VARS = (
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-)
-_configured = False
-
-
-def _wanted(signal: str) -> bool:
-    """Does the environment ask for OTLP export of ``signal`` ("traces" or "metrics")?"""
-    chosen = os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").strip().lower()
-    if chosen:
-        return "otlp" in {v.strip() for v in chosen.split(",")}
-    return any(os.environ.get(name) for name in _OTLP_VARS)
-
-
-def configure_from_env(config: TelemetryConfig | None = None) -> bool:
-    """Install global OTLP tracer/meter providers if the ``OTEL_*`` variables ask for them.
-
-    For applications (``aigw serve`` calls it in each worker): a library must not touch global
-    providers, so `Gateway` itself never does. Asked for by ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the
-    per-signal endpoints) or ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER=otlp``;
-    ``OTEL_SDK_DISABLED=true`` or ``exporter=none`` wins. The service name is ``OTEL_SERVICE_NAME``,
-    else ``telemetry.service_name``. Everything else (headers, protocol, intervals) is read by the
-    SDK from its own variables. Returns whether anything was installed; without the ``otel``
-    extra it logs one warning and returns False.
-    """
-    global _configured
-    config = config or TelemetryConfig()
-    if _configured or not config.otel or os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    traces, metrics = _wanted("traces"), _wanted("metrics")
-    if not (traces or metrics):
-        return False
-    grpc = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip().lower() == "grpc"
-    try:
-        from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-        if grpc:
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        else:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
-                OTLPMetricExporter,
-            )
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
-                OTLPSpanExporter,
-            )
-    except ImportError as exc:
-        extra = "opentelemetry-exporter-otlp-proto-grpc" if grpc else "aigw-asgi[otel]"
-        logger.warning("aigw: OTEL_* asks for OTLP export but %s is not installed (%s): not exporting", extra, exc)
-        return False
-    attributes: dict[str, Any] = {}
-    if not os.environ.get("OTEL_SERVICE_NAME") and "service.name=" not in os.environ.get(
-        "OTEL_RESOURCE_ATTRIBUTES", ""
-    ):
-        attributes["service.name"] = config.service_name
-    attributes["service.version"] = __version__
-    resource = Resource.create(attributes)
-    if traces:
-        tracer_provider = SdkTracerProvider(resource=resource)
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        trace.set_tracer_provider(tracer_provider)
-    if metrics:
-        from opentelemetry.metrics import set_meter_provider
-
-        reader = PeriodicExportingMetricReader(OTLPMetricExporter())
-        set_meter_provider(SdkMeterProvider(resource=resource, metric_readers=[reader]))
-    _configured = True
-    logger.info(
-        "aigw: exporting OpenTelemetry %s over OTLP",
-        " and ".join(s for s, on in (("traces", traces), ("metrics", metrics)) if on),
-    )
-    return True

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from aigw_asgi.config import TelemetryConfig
-from aigw_asgi.telemetry import otel, semconv as sc
+from aigw_asgi.telemetry import otlp, semconv as sc
 from tests.examples.test_examples import ROOT, stop, write_config
 from tests.fakes.upstream import RunningFake
 from tests.servers import ServerThread, free_port, wait_for_port
@@ -118,7 +118,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def test_nothing_asked_nothing_installed(clean_env: pytest.MonkeyPatch) -> None:
-    assert otel.configure_from_env(TelemetryConfig()) is False
+    assert otlp.configure_from_env(TelemetryConfig()) is False
 
 
 @pytest.mark.parametrize(
@@ -136,14 +136,14 @@ def test_which_signals_are_asked_for(
 ) -> None:
     for name, value in env.items():
         clean_env.setenv(name, value)
-    assert (otel._wanted("traces"), otel._wanted("metrics")) == (traces, metrics)
+    assert (otlp._wanted("traces"), otlp._wanted("metrics")) == (traces, metrics)
 
 
 def test_disabled_sdk_or_config_wins(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
-    assert otel.configure_from_env(TelemetryConfig(otel=False)) is False
+    assert otlp.configure_from_env(TelemetryConfig(otel=False)) is False
     clean_env.setenv("OTEL_SDK_DISABLED", "true")
-    assert otel.configure_from_env(TelemetryConfig()) is False
+    assert otlp.configure_from_env(TelemetryConfig()) is False
 
 
 def test_missing_exporter_warns_once_and_exports_nothing(
@@ -153,6 +153,6 @@ def test_missing_exporter_warns_once_and_exports_nothing(
     # As if the `otel` extra were not installed: the import fails before anything global is set.
     clean_env.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
     with caplog.at_level(logging.WARNING, logger="aigw_asgi"):
-        assert otel.configure_from_env(TelemetryConfig()) is False
+        assert otlp.configure_from_env(TelemetryConfig()) is False
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "aigw-asgi[otel]" in warnings[0].getMessage()
