@@ -53,7 +53,8 @@ class CacheMiddleware:
         if isinstance(storage, str):
             self.config = _with_storage(self.config, storage)
             storage = None
-        self.storage: CacheStorage = storage or storage_from_config(self.config, gateway_id)
+        # `is None`, not `or`: an empty MemoryStorage has len() 0 and is falsy.
+        self.storage: CacheStorage = storage if storage is not None else storage_from_config(self.config, gateway_id)
         self.providers = providers
         self.max_request_bytes = max_request_bytes
         self.log_body_bytes = log_body_bytes
