@@ -1,0 +1,275 @@
+"""Log rows (SPEC §9) built from finished request contexts.
+
+The request path only queues the finished `RequestContext`; turning it into rows (decoding and
+redacting bodies, pricing retried attempts, flattening metadata) happens here, on the log
+writer's side, so none of it is paid for while a client waits.
+
+One row per upstream attempt: a request that was retried gets a row for every failed attempt
+(``ctx.attempts``) plus one for the attempt that answered, whose id is the ``cf-aig-log-id`` the
+client saw. A universal request gets the rows of each step (``ctx.children``), not one of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import GatewayError
+
+if TYPE_CHECKING:
+    from ..context import Attempt, RequestContext
+    from ..redact import Redactor
+    from .cost import PriceTable
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """One stored log row. ``created_at`` is epoch seconds here and ISO 8601 in the API."""
+
+    id: str
+    created_at: float
+    gateway: str
+    provider: str | None = None
+    model: str | None = None
+    path: str = ""
+    method: str = "POST"
+    status_code: int | None = None
+    success: bool = False
+    cached: bool = False
+    step: int = 0
+    attempt: int = 1
+    event_id: str = ""
+    request_id: str = ""
+    duration_ms: float | None = None
+    ttft_ms: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cached_tokens_in: int | None = None
+    cost: float | None = None
+    custom_cost: bool = False
+    metadata: dict[str, str | int | float | bool] | None = None
+    token_name: str | None = None
+    client_ip: str | None = None
+    user_agent: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    stream: bool = False
+    cache_status: str | None = None
+    rate_limited_by: str | None = None
+    feedback: int | None = None
+    score: float | None = None
+    request_body: str | None = None
+    response_body: str | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.tokens_in is None and self.tokens_out is None:
+            return None
+        return (self.tokens_in or 0) + (self.tokens_out or 0)
+
+    def to_dict(self, *, bodies: bool = False) -> dict[str, Any]:
+        """The API shape: ISO timestamps, bodies only when asked."""
+        out = asdict(self)
+        out["created_at"] = iso(self.created_at)
+        if not bodies:
+            del out["request_body"], out["response_body"]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> LogRecord:
+        data = json.loads(raw)
+        return cls(**{k: v for k, v in data.items() if k in FIELD_NAMES})
+
+
+FIELD_NAMES = frozenset(f.name for f in fields(LogRecord))
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def body_text(body: bytes | None, cap: int) -> str | None:
+    """A stored body: UTF-8 text capped at ``cap`` bytes, or a placeholder for binary data."""
+    if not body:
+        return None
+    body = body[:cap]
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(body) - 3:  # the cap cut a multi-byte character in half
+            return body[: exc.start].decode("utf-8", "replace")
+        return f"<{len(body)} bytes of binary data>"
+
+
+@dataclass(slots=True)
+class RecordSettings:
+    """What the writer needs to turn contexts into rows (compiled once by the middleware)."""
+
+    collect_payload: bool
+    max_body_bytes: int
+    prices: PriceTable
+    redactor: Redactor | None = None
+
+
+def records_from_context(ctx: RequestContext, settings: RecordSettings) -> list[LogRecord]:
+    """The rows of one finished request: its attempts, or each universal step's attempts."""
+    if ctx.children:
+        out: list[LogRecord] = []
+        for child in ctx.children:
+            out.extend(records_from_context(child, settings))
+        return out
+    options = _options(ctx)
+    if options is not None and options.collect_log is False:
+        return []
+    payload = settings.collect_payload and (options is None or options.collect_log_payload is not False)
+    redactor = settings.redactor
+    if redactor is not None:
+        from ..redact import request_secrets
+
+        redactor = redactor.with_secrets(request_secrets(ctx))
+    request_body = _redacted(body_text(ctx.body, settings.max_body_bytes), redactor) if payload else None
+    metadata = dict(ctx.metadata) or None
+    base_perf = ctx.attempts[0].started if ctx.attempts else ctx.started
+
+    rows = [
+        _attempt_row(ctx, a, settings, base_perf, metadata, request_body if payload else None, payload, redactor)
+        for a in ctx.attempts
+    ]
+    status = ctx.status_code
+    error = ctx.error
+    if error is None and status is not None and status >= 400:
+        error = f"HTTP {status}"
+    row = LogRecord(
+        id=ctx.log_id,
+        created_at=ctx.started_at + (ctx.started - base_perf),
+        gateway=ctx.gateway_id,
+        provider=ctx.provider,
+        model=ctx.response_model or ctx.model,
+        path=ctx.path,
+        method=ctx.method,
+        status_code=status,
+        success=status is not None and status < 400 and ctx.error is None,
+        cached=ctx.cache_status == "HIT",
+        step=ctx.step,
+        attempt=ctx.attempt,
+        event_id=ctx.event_id,
+        request_id=ctx.request_id,
+        duration_ms=_ms(ctx.ended, ctx.started),
+        ttft_ms=_ms(ctx.first_byte, ctx.started),
+        tokens_in=ctx.usage.tokens_in,
+        tokens_out=ctx.usage.tokens_out,
+        cached_tokens_in=ctx.usage.cached_tokens_in,
+        cost=ctx.cost,
+        custom_cost=ctx.custom_cost,
+        metadata=metadata,
+        token_name=ctx.token_name,
+        client_ip=ctx.client_ip,
+        user_agent=ctx.user_agent,
+        error=_redacted(error, redactor),
+        error_type=ctx.error_type,
+        stream=ctx.stream,
+        cache_status=ctx.cache_status,
+        rate_limited_by=ctx.rate_limited_by,
+        request_body=request_body,
+        response_body=_redacted(body_text(ctx.response_body, settings.max_body_bytes), redactor) if payload else None,
+    )
+    rows.append(row)
+    return rows
+
+
+def _attempt_row(
+    ctx: RequestContext,
+    a: Attempt,
+    settings: RecordSettings,
+    base_perf: float,
+    metadata: dict[str, Any] | None,
+    request_body: str | None,
+    payload: bool,
+    redactor: Redactor | None,
+) -> LogRecord:
+    from .cost import compute_cost
+
+    cost, custom = compute_cost(a.usage, settings.prices.price_for(a.model, a.provider), custom=_custom(ctx))
+    return LogRecord(
+        id=a.log_id,
+        created_at=ctx.started_at + (a.started - base_perf),
+        gateway=ctx.gateway_id,
+        provider=a.provider,
+        model=a.model,
+        path=ctx.path,
+        method=ctx.method,
+        status_code=a.status_code,
+        success=False,
+        cached=False,
+        step=a.step,
+        attempt=a.attempt,
+        event_id=ctx.event_id,
+        request_id=ctx.request_id,
+        duration_ms=_ms(a.ended, a.started),
+        ttft_ms=_ms(a.first_byte, a.started),
+        tokens_in=a.usage.tokens_in,
+        tokens_out=a.usage.tokens_out,
+        cached_tokens_in=a.usage.cached_tokens_in,
+        cost=cost,
+        custom_cost=custom,
+        metadata=metadata,
+        token_name=ctx.token_name,
+        client_ip=ctx.client_ip,
+        user_agent=ctx.user_agent,
+        error=_redacted(a.error, redactor),
+        error_type=a.error_type,
+        cache_status=ctx.cache_status,
+        request_body=request_body,
+        response_body=_redacted(body_text(a.response_body, settings.max_body_bytes), redactor) if payload else None,
+    )
+
+
+def apply_cost(ctx: RequestContext, prices: PriceTable) -> None:
+    """Set ``ctx.cost``/``ctx.custom_cost`` (and each universal step's) from usage and prices.
+
+    Runs on the request path before the OTel recorder finishes, so spans carry the cost too:
+    it is a memoised dict lookup and a few multiplications.
+    """
+    from .cost import compute_cost
+
+    if ctx.children:
+        costs = []
+        for child in ctx.children:
+            apply_cost(child, prices)
+            costs.append(child.cost)
+        known = [c for c in costs if c is not None]
+        ctx.cost = math.fsum(known) if known else None
+        ctx.custom_cost = any(child.custom_cost for child in ctx.children)
+        return
+    price = prices.price_for(ctx.response_model, ctx.provider) or prices.price_for(ctx.model, ctx.provider)
+    ctx.cost, ctx.custom_cost = compute_cost(ctx.usage, price, custom=_custom(ctx), cache_hit=ctx.cache_status == "HIT")
+
+
+def _options(ctx: RequestContext) -> Any:
+    try:
+        return ctx.options
+    except GatewayError:
+        return None  # an invalid header: the request got its 400; log it with the defaults
+
+
+def _custom(ctx: RequestContext) -> Any:
+    options = _options(ctx)
+    return options.custom_cost if options is not None else None
+
+
+def _ms(end: float | None, start: float | None) -> float | None:
+    if end is None or start is None:
+        return None
+    return round(max(end - start, 0.0) * 1000, 3)
+
+
+def _redacted(text: str | None, redactor: Redactor | None) -> str | None:
+    if text is None or redactor is None:
+        return text
+    return redactor(text)
