@@ -15,12 +15,12 @@ each with its own attempts.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import _json
 from .errors import GatewayError
 
 if TYPE_CHECKING:
@@ -33,17 +33,16 @@ Headers = list[tuple[bytes, bytes]]
 def uuid7() -> str:
     """A time-ordered UUIDv7 (RFC 9562) string; Python 3.11 has no ``uuid.uuid7``.
 
-    Time-ordered ids keep log rows in insertion order in every store's index.
+    Time-ordered ids keep log rows in insertion order in every store's index. Built from hex
+    strings directly: it runs once per request and attempt.
     """
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76  # version 7
-    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a: 12 bits
-    value |= 0b10 << 62  # RFC 4122 variant
-    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b: 62 bits
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    r = os.urandom(10).hex()  # 80 random bits -> 20 hex digits, 18 used
+    h = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
+    # version nibble 7; variant bits 10 -> the 17th hex digit is one of 8, 9, a, b
+    return f"{h[:8]}-{h[8:12]}-7{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}"
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 @dataclass(slots=True)
@@ -192,8 +191,8 @@ class RequestContext:
             self._json_parsed = True
             if self.body:
                 try:
-                    self._json = json.loads(self.body)
-                except (ValueError, UnicodeDecodeError):
+                    self._json = _json.loads(self.body)
+                except _json.JSONDecodeError:
                     self._json = None
         return self._json
 

@@ -13,12 +13,14 @@ answer is kept (to read ``usage``) while it is forwarded, a stream is parsed eve
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
+import re
 import time
 import zlib
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+from . import _json
 from ._asgi import ClientDisconnected, Receive, Scope, Send, lifespan_loop, read_body
 from .config import Config
 from .context import RequestContext, ensure_context
@@ -33,7 +35,7 @@ from .errors import (
 )
 from .providers.registry import Provider, ProviderRegistry, join_url, model_from
 from .providers.usage import StreamTracker, error_event, usage_from_json
-from .routing.retry import backoff_delay, is_retryable_status, retry_after, retry_policy
+from .routing.retry import next_retry_delay, retry_policy
 from .transport import Transport, UpstreamResponse, UpstreamStreamError, make_transport
 
 # Never forwarded upstream: hop-by-hop (RFC 9110 §7.6.1), what the transport recomputes, and
@@ -75,25 +77,27 @@ _DROP_RESPONSE = frozenset(
 _MAX_USAGE_BODY = 16 * 1024 * 1024  # a JSON answer larger than this is relayed but not parsed for usage
 
 
+_ENCODED_SEPARATOR = re.compile(rb"%(?:2f|5c|00)", re.IGNORECASE)
+# backslash, empty segment ("//", also a leading "/"), a scheme ("://"), control characters
+_BAD_PATH = re.compile(r"[\\\x00-\x1f\x7f]|//|^/")
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
+
+
 def _check_path(scope: Scope, path: str) -> None:
     """Refuse anything that could make the upstream URL point elsewhere than the provider base."""
-    raw = scope.get("raw_path") or b""
-    lowered = raw.lower()
-    if b"%2f" in lowered or b"%5c" in lowered or b"%00" in lowered:
+    raw = scope.get("raw_path")
+    if raw and b"%" in raw and _ENCODED_SEPARATOR.search(raw):
         raise InvalidRequest("Invalid path: encoded slashes are not allowed")
-    if "\\" in path or "//" in path or "://" in path or path.startswith("/"):
+    if _BAD_PATH.search(path):
         raise InvalidRequest("Invalid path")
-    for segment in path.split("/"):
-        if segment in (".", ".."):
-            raise InvalidRequest("Invalid path: dot segments are not allowed")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
-        raise InvalidRequest("Invalid path")
+    if "." in path and _DOT_SEGMENT.search(path):
+        raise InvalidRequest("Invalid path: dot segments are not allowed")
 
 
+@functools.lru_cache(maxsize=4096)
 def _quote_path(path: str) -> str:
-    from urllib.parse import quote
-
     # Keep every character a provider path legitimately uses (Gemini's ":", Workers AI's "@").
+    # Cached: a gateway sees the same few paths over and over.
     return quote(path, safe="/:@!$&'()*+,;=-._~")
 
 
@@ -136,21 +140,14 @@ class ProviderRouter:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = ensure_context(scope, self.gateway_id)
-        started = False
-
-        async def tracked_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self._proxy(ctx, scope, receive, tracked_send)
+            await self._proxy(ctx, scope, receive, send)
         except GatewayError as exc:
+            # Raised only before the response started: once relaying, failures are reported
+            # inside the stream (or by dropping the connection), never as a second response.
             ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
             ctx.error_type = ctx.error_type or type(exc).__name__
-            if not started:
-                await send_error(send, exc, ctx.response_headers())
+            await send_error(send, exc, ctx.response_headers())
         except ClientDisconnected:
             ctx.status_code, ctx.error, ctx.error_type = 499, "client disconnected", "client_disconnect"
         finally:
@@ -190,19 +187,19 @@ class ProviderRouter:
                 # that did not ask for it.
                 patched = dict(parsed)
                 patched["stream_options"] = {**(stream_options or {}), "include_usage": True}
-                body = json.dumps(patched, separators=(",", ":")).encode()
+                body = _json.dumps(patched)
                 strip_usage = True
 
         headers = self._upstream_headers(ctx, provider, query, options.byok_alias)
         policy = retry_policy(options, self.config.retries)
         # Set only once a call is about to leave: telemetry makes upstream (client) spans from it.
-        split = urlsplit(url)
-        ctx.upstream_host, ctx.upstream_port = split.hostname, split.port or (443 if split.scheme == "https" else 80)
+        ctx.upstream_host, ctx.upstream_port = _host_port(url.partition("?")[0])
         while True:
             try:
                 resp = await self.transport.request(ctx.method, url, headers, body, first_byte_timeout=policy.timeout)
             except UpstreamError as exc:
-                if ctx.attempt >= policy.max_attempts:
+                delay = next_retry_delay(policy, ctx.attempt)
+                if delay is None:
                     ctx.error_type = "timeout" if exc.status == 504 else "connect_error"
                     raise
                 ctx.next_attempt(
@@ -210,14 +207,14 @@ class ProviderRouter:
                     error=exc.message,
                     error_type="timeout" if exc.status == 504 else "connect_error",
                 )
-                await asyncio.sleep(backoff_delay(policy, ctx.attempt - 1))
+                await asyncio.sleep(delay)
                 continue
-            if is_retryable_status(resp.status) and ctx.attempt < policy.max_attempts:
-                delay = retry_after(_header(resp.headers, b"retry-after"), policy.max_retry_after_ms)
+            delay = next_retry_delay(policy, ctx.attempt, resp.status, _header(resp.headers, b"retry-after"))
+            if delay is not None:
                 error_body = await _drain(resp, self.log_body_cap)
                 ctx.response_body = error_body
                 ctx.next_attempt(status_code=resp.status, error=f"upstream {resp.status}", error_type=str(resp.status))
-                await asyncio.sleep(delay if delay is not None else backoff_delay(policy, ctx.attempt - 1))
+                await asyncio.sleep(delay)
                 continue
             break
         if _is_stream(resp.headers):
@@ -313,8 +310,7 @@ class ProviderRouter:
         strip_usage: bool,
     ) -> None:
         ctx.status_code = resp.status
-        headers = [(k.lower(), v) for k, v in resp.headers]
-        headers = [h for h in headers if h[0] not in _DROP_RESPONSE]
+        headers = [(k, v) for k, v in ((k.lower(), v) for k, v in resp.headers) if k not in _DROP_RESPONSE]
         content_type = _content_type(headers)
         encoding = _header(headers, b"content-encoding")
         streamed = content_type.startswith((b"text/event-stream", b"application/x-ndjson"))
@@ -358,14 +354,13 @@ class ProviderRouter:
                 ctx.error, ctx.error_type = f"upstream stream broke ({exc})", "stream_error"
                 if tracker is None:
                     raise  # no way to say it inside a JSON body: abort the connection
-                tail = tracker.finish() if decoder is None else b""
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": tail + error_event(provider.format, "upstream connection lost mid-stream"),
-                        "more_body": False,
-                    }
-                )
+                message = "upstream connection lost mid-stream"
+                if decoder is None:
+                    # finish() flushes a half-received event; error_event() then closes it first
+                    tail = tracker.finish() + tracker.error_event(message)
+                else:
+                    tail = error_event(provider.format, message)
+                await send({"type": "http.response.body", "body": tail, "more_body": False})
                 return
             tail = tracker.finish() if tracker is not None and decoder is None else b""
             await send({"type": "http.response.body", "body": tail, "more_body": False})
@@ -380,7 +375,7 @@ class ProviderRouter:
             if tracker is not None:
                 ctx.usage.merge(tracker.usage)
                 ctx.response_model = tracker.model
-                ctx.stream_complete = tracker.completed and ctx.error is None
+                ctx.stream_complete = tracker.completed and tracker.error is None and ctx.error is None
                 if tracker.error and not ctx.error:
                     ctx.error, ctx.error_type = tracker.error, "stream_error"
             elif resp.status < 300 and captured_size < _MAX_USAGE_BODY and content_type.startswith(b"application/json"):
@@ -389,6 +384,12 @@ class ProviderRouter:
                 model, usage = usage_from_json(provider.format, body)
                 ctx.usage.merge(usage)
                 ctx.response_model = model
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_port(url: str) -> tuple[str | None, int]:
+    split = urlsplit(url)
+    return split.hostname, split.port or (443 if split.scheme == "https" else 80)
 
 
 def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -106,6 +106,8 @@ class AiohttpTransport:
                 total=None, connect=cfg.connect_timeout_ms / 1000, sock_read=cfg.idle_timeout_ms / 1000
             ),
             auto_decompress=False,
+            # A shared gateway must never keep one client's upstream cookies for the next client.
+            cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
             trust_env=False,
         )
@@ -124,10 +126,15 @@ class AiohttpTransport:
         if self._session is None:
             self._session = self._make_session()
         try:
-            async with asyncio.timeout(first_byte_timeout):
+            if first_byte_timeout is None:
                 resp = await self._session.request(
                     method, url, headers=headers, data=body or None, allow_redirects=False
                 )
+            else:
+                async with asyncio.timeout(first_byte_timeout):
+                    resp = await self._session.request(
+                        method, url, headers=headers, data=body or None, allow_redirects=False
+                    )
         except TimeoutError:
             raise UpstreamTimeout() from None
         except (aiohttp.ClientError, OSError) as exc:

@@ -30,6 +30,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .. import _json
 from ..context import Usage
 from .sse import NDJSONParser, SSEEvent, SSEParser
 
@@ -58,7 +59,7 @@ def _str(value: Any) -> str | None:
 
 def _loads(data: bytes) -> Any:
     try:
-        return json.loads(data)
+        return _json.loads(data)
     except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
 
