@@ -216,7 +216,7 @@ class OTelRecorder:
             answer = ctx.children[-1] if ctx.children else ctx
             recording = span.is_recording()
             parent = trace.set_span_in_context(span)
-            for part in (ctx, *ctx.children):
+            for part in ctx.children or (ctx,):  # a universal request calls upstream only in its steps
                 if part.upstream_host is not None and part.cache_status != "HIT":
                     self._upstream(handle, part, parent, recording)
             self._server(span, ctx, answer, recording)

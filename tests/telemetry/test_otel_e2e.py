@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -174,3 +175,31 @@ def test_upstream_error_is_recorded(traced_gateway: Setup, client: openai.OpenAI
     assert server.status.status_code == StatusCode.UNSET  # a 4xx passes through: not the gateway's failure
     (requests,) = traced_gateway.points(sc.METRIC_REQUESTS)
     assert requests.attributes[sc.HTTP_RESPONSE_STATUS_CODE] == 400
+
+
+def test_universal_fallback_traces_each_step(traced_gateway: Setup, fake_upstream: RunningFake) -> None:
+    fake_upstream.app.fail(503, times=1, model="gpt-broken")
+    body = {"model": "gpt-broken", "messages": MESSAGES}
+    steps = [
+        {
+            "provider": "openai",
+            "endpoint": "chat/completions",
+            "headers": {"authorization": "Bearer sk-x"},
+            "query": body,
+        },
+        {
+            "provider": "openai",
+            "endpoint": "chat/completions",
+            "headers": {"authorization": "Bearer sk-x"},
+            "query": {**body, "model": "gpt-4o-mini"},
+        },
+    ]
+    reply = httpx.post(f"{traced_gateway.url}/", json=steps)
+    assert reply.status_code == 200 and reply.headers["cf-aig-step"] == "1"
+    (server,), clients = traced_gateway.wait_for_server_spans()
+    assert [(c.name, c.attributes[sc.AIGW_STEP], c.attributes.get(sc.ERROR_TYPE)) for c in clients] == [
+        ("chat gpt-broken", 0, "503"),
+        ("chat gpt-4o-mini", 1, None),
+    ]
+    assert server.attributes[sc.AIGW_STEP] == 1
+    assert server.attributes[sc.AIGW_LOG_ID] == reply.headers["cf-aig-log-id"] == clients[1].attributes[sc.AIGW_LOG_ID]
