@@ -206,6 +206,7 @@ class RedisStorage:
         self.purge_timeout = purge_timeout_s
         self._client = client
         self._owns_client = client is None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._open_until = 0.0  # circuit breaker: skip Redis until this monotonic time
         self._down = False
         _import_redis()  # fail at construction, naming the extra, not at the first request
@@ -213,8 +214,13 @@ class RedisStorage:
     # -- the client, created lazily inside the running loop ---------------------------------------
 
     def _redis(self) -> Any:
-        if self._client is None:
+        loop = asyncio.get_running_loop()
+        if self._client is None or (self._owns_client and self._loop is not loop):
+            # redis-py connections belong to the loop that opened them. A host that runs the app
+            # in a new loop (a second TestClient, a restarted server) gets a fresh client instead
+            # of a cache that silently fails forever; the old one died with its loop.
             self._client = self._make_client()
+            self._loop = loop
         return self._client
 
     def _make_client(self) -> Any:
@@ -231,9 +237,16 @@ class RedisStorage:
         }
         scheme, sep, rest = self.url.partition("://")
         if scheme in ("redis+cluster", "rediss+cluster"):
-            from redis.asyncio.cluster import RedisCluster
+            from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-            real = ("rediss" if scheme.startswith("rediss") else "redis") + sep + rest
+            # "redis+cluster://[user:pw@]h1:7000,h2:7001/0": every listed host is a startup node.
+            netloc, slash, tail = rest.partition("/")
+            auth, at, hosts = netloc.rpartition("@")
+            nodes = [h.strip() for h in hosts.split(",") if h.strip()]
+            real = ("rediss" if scheme.startswith("rediss") else "redis") + sep + auth + at + nodes[0] + slash + tail
+            startup = [ClusterNode(h.rpartition(":")[0] or h, int(h.rpartition(":")[2] or 6379)) for h in nodes[1:]]
+            if startup:
+                common["startup_nodes"] = startup
             return RedisCluster.from_url(real, **common)
         return redis_asyncio.Redis.from_url(self.url, **common)
 
@@ -307,7 +320,7 @@ class RedisStorage:
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
-        if client is not None and self._owns_client:
+        if client is not None and self._owns_client and self._loop is asyncio.get_running_loop():
             await client.aclose()
 
 

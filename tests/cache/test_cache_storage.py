@@ -96,10 +96,12 @@ def test_storage_from_config() -> None:
 async def test_cluster_url_builds_a_cluster_client_without_connecting() -> None:
     from redis.asyncio.cluster import RedisCluster
 
-    store = RedisStorage("redis+cluster://127.0.0.1:7000/0")
-    client = store._make_client()
-    assert isinstance(client, RedisCluster)
-    await client.aclose()
+    for url in ("redis+cluster://127.0.0.1:7000/0", "redis+cluster://u:p@10.0.0.1:7000,10.0.0.2:7001"):
+        client = RedisStorage(url)._make_client()
+        assert isinstance(client, RedisCluster)
+        if "," in url:
+            assert set(client.nodes_manager.startup_nodes) == {"10.0.0.1:7000", "10.0.0.2:7001"}
+        await client.aclose()
 
 
 async def test_redis_round_trip_ttl_and_purge(redis_url: str) -> None:
@@ -192,3 +194,18 @@ async def test_hung_redis_is_bounded_and_the_breaker_stops_trying() -> None:
         for writer in connections:
             writer.close()
         server.close()
+
+
+def test_redis_storage_reopens_in_a_new_event_loop_after_aclose(redis_url: str) -> None:
+    # A host may run the app in several loops over its life (one per TestClient, each closing
+    # the gateway at its end): the storage must reopen in the next loop, not stay closed or bound.
+    store = RedisStorage(redis_url)
+
+    async def roundtrip(name: str) -> bool:
+        await store.set(name, entry(), ttl=60)
+        found = await store.get(name) is not None
+        await store.aclose()
+        return found
+
+    assert asyncio.run(roundtrip("openai:1"))
+    assert asyncio.run(roundtrip("openai:2"))
