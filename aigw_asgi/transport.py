@@ -178,6 +178,8 @@ class HttpxTransport:
         self.config = config or UpstreamConfig()
         self._client = client
         self._owned = client is None
+        if client is not None:
+            _refuse_cookies(client)
 
     def _make_client(self) -> Any:
         import httpx
@@ -207,6 +209,7 @@ class HttpxTransport:
 
         if self._client is None:
             self._client = self._make_client()
+            _refuse_cookies(self._client)
         req = self._client.build_request(method, url, headers=headers, content=body)
         try:
             async with asyncio.timeout(first_byte_timeout):
@@ -223,6 +226,16 @@ class HttpxTransport:
         client, self._client = self._client, None
         if client is not None and self._owned:
             await client.aclose()
+
+
+def _refuse_cookies(client: Any) -> None:
+    """A shared gateway must never keep one client's upstream cookies for the next client.
+
+    httpx has no switch for that; a cookie policy that accepts no domain stores nothing.
+    """
+    from http.cookiejar import DefaultCookiePolicy
+
+    client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
 
 
 def make_transport(config: UpstreamConfig) -> Transport:
