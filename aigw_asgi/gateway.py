@@ -55,7 +55,14 @@ class Gateway:
             providers=self.providers,
             max_request_bytes=self.config.gateway.max_request_bytes,
         )
-        self.cache = CacheMiddleware(self.rate_limit, self.config.cache, gateway_id=self.id)
+        self.cache = CacheMiddleware(
+            self.rate_limit,
+            self.config.cache,
+            gateway_id=self.id,
+            providers=self.providers,
+            max_request_bytes=self.config.gateway.max_request_bytes,
+            log_body_bytes=self.config.logs.max_body_bytes,
+        )
         self.universal = UniversalMiddleware(self.cache, self.config)
         self.auth = AuthMiddleware(self.universal, self.config.gateway)
         self.telemetry = TelemetryMiddleware(self.auth, self.config)
