@@ -312,6 +312,7 @@ class SQLiteLogStore:
         if not records:
             return 0
         placeholders = ", ".join("?" * len(_NAMES))
+        count = self._rows(db)
         db.execute("BEGIN")
         try:
             before = db.total_changes
@@ -324,7 +325,7 @@ class SQLiteLogStore:
             ]
             if bodies:
                 db.executemany("INSERT OR IGNORE INTO log_bodies VALUES (?, ?, ?)", bodies)
-            count = self._rows(db) + written
+            count += written
             if self.strategy == "DELETE_OLDEST" and count > self.max_logs:
                 excess = count - self.max_logs
                 db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")

@@ -1,0 +1,251 @@
+"""The three log stores behave alike: filters, ordering, paging, PATCH, DELETE, analytics, max_logs.
+
+SQLite runs on a real file, Redis on the real redis-server of the ``redis_url`` fixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aigw_asgi.config import LogsConfig
+from aigw_asgi.context import uuid7
+from aigw_asgi.telemetry.query import parse_query
+from aigw_asgi.telemetry.records import LogRecord
+from aigw_asgi.telemetry.store import (
+    LogStore,
+    MemoryLogStore,
+    RedisLogStore,
+    SQLiteLogStore,
+    make_store,
+    sqlite_path,
+)
+
+T0 = 1_750_000_000.0  # a fixed epoch second, so time buckets are predictable
+
+
+def row(i: int, **fields: Any) -> LogRecord:
+    base: dict[str, Any] = {
+        "id": uuid7(),
+        "created_at": T0 + i * 60,
+        "gateway": "default",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "path": "/openai/chat/completions",
+        "status_code": 200,
+        "success": True,
+        "duration_ms": float(10 * (i + 1)),
+        "tokens_in": 10,
+        "tokens_out": 5,
+        "cost": 0.001 * (i + 1),
+        "request_body": f'{{"n":{i}}}',
+        "response_body": "ok",
+    }
+    base.update(fields)
+    return LogRecord(**base)
+
+
+StoreFactory = Callable[..., LogStore]
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    made: list[LogStore] = []
+
+    def factory(**kwargs: Any) -> LogStore:
+        if request.param == "memory":
+            store: LogStore = MemoryLogStore(**kwargs)
+        elif request.param == "sqlite":
+            store = SQLiteLogStore(str(tmp_path / f"logs{len(made)}.db"), **kwargs)
+        else:
+            url = request.getfixturevalue("redis_url")
+            store = RedisLogStore(url, gateway_id=f"g{len(made)}", **kwargs)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        await store.aclose()
+
+
+def q(**params: Any) -> Any:
+    return parse_query({k: [str(v)] for k, v in params.items()})
+
+
+async def test_write_get_and_bodies(make: StoreFactory) -> None:
+    store = make()
+    r = row(0, metadata={"user": "alice", "vip": True, "n": 3})
+    assert await store.write([r]) == 1
+    got = await store.get(r.id)
+    assert got is not None and got.id == r.id and got.metadata == {"user": "alice", "vip": True, "n": 3}
+    assert got.success is True and got.tokens_in == 10 and got.cost == pytest.approx(0.001)
+    with_bodies = await store.get(r.id, bodies=True)
+    assert with_bodies is not None and with_bodies.request_body == '{"n":0}' and with_bodies.response_body == "ok"
+    assert await store.get("nope") is None
+    assert await store.count() == 1
+
+
+async def test_filters(make: StoreFactory) -> None:
+    store = make()
+    rows = [
+        row(0, metadata={"user": "alice", "vip": True}),
+        row(1, provider="anthropic", model="claude-fake-1", metadata={"user": "bob"}),
+        row(2, success=False, status_code=429, error="HTTP 429", cost=None, tokens_in=None, tokens_out=None),
+        row(3, cached=True, cost=0.0, event_id="ev-1"),
+    ]
+    await store.write(rows)
+
+    async def ids(**params: Any) -> list[int]:
+        found, total = await store.query(q(**params))
+        assert total == len(found)
+        return sorted(rows.index(next(r for r in rows if r.id == f.id)) for f in found)
+
+    assert await ids() == [0, 1, 2, 3]
+    assert await ids(provider="anthropic") == [1]
+    assert await ids(model="gpt-4o-mini") == [0, 2, 3]
+    assert await ids(success="false") == [2]
+    assert await ids(cached="true") == [3]
+    assert await ids(event_id="ev-1") == [3]
+    assert await ids(status_code=429) == [2]
+    assert await ids(**{"metadata.user": "alice"}) == [0]
+    assert await ids(**{"metadata.vip": "true"}) == [0]
+    assert await ids(**{"metadata.user": "carol"}) == []
+    assert await ids(min_cost=0.0015) == [1]  # row 3 costs 0, row 2 has no cost
+    assert await ids(max_cost=0.0015) == [0, 3]
+    assert await ids(min_duration=25, max_duration=35) == [2]
+    assert await ids(min_tokens=15) == [0, 1, 3]
+    assert await ids(start=T0 + 60, end=T0 + 120) == [1, 2]
+    assert await ids(start="2025-06-15T15:08:00Z") == [2, 3]  # T0 = 15:06:40 UTC, one row a minute
+    assert await ids(id=rows[1].id) == [1]
+
+
+async def test_order_and_paging(make: StoreFactory) -> None:
+    store = make()
+    rows = [row(i) for i in range(7)]
+    await store.write(rows)
+    page1, total = await store.query(q(per_page=3))
+    page3, _ = await store.query(q(per_page=3, page=3))
+    assert total == 7
+    assert [r.id for r in page1] == [r.id for r in rows[6:3:-1]]  # newest first by default
+    assert [r.id for r in page3] == [rows[0].id]
+    cheapest, _ = await store.query(q(order_by="cost", direction="asc", per_page=2))
+    assert [r.id for r in cheapest] == [rows[0].id, rows[1].id]
+
+
+async def test_patch(make: StoreFactory) -> None:
+    store = make()
+    r = row(0)
+    await store.write([r])
+    patched = await store.patch(r.id, {"feedback": 1, "score": 87.5, "metadata": {"reviewed": True}})
+    assert patched is not None and patched.feedback == 1 and patched.score == 87.5
+    again = await store.get(r.id, bodies=True)
+    assert again is not None and again.metadata == {"reviewed": True} and again.feedback == 1
+    assert again.request_body == '{"n":0}'  # a patch leaves the bodies alone
+    found, _ = await store.query(q(feedback=1))
+    assert [f.id for f in found] == [r.id]
+    assert await store.patch("missing", {"feedback": 1}) is None
+
+
+async def test_delete_by_filter_and_limit(make: StoreFactory) -> None:
+    store = make()
+    rows = [row(i, provider="anthropic" if i % 2 else "openai") for i in range(6)]
+    await store.write(rows)
+    assert await store.delete(q(provider="anthropic", limit=2, order_by="created_at", direction="asc")) == 2
+    left, total = await store.query(q(per_page=100))
+    assert total == 4
+    assert {r.id for r in left} == {rows[0].id, rows[2].id, rows[4].id, rows[5].id}
+    assert await store.get(rows[1].id, bodies=True) is None
+    assert await store.delete(q(provider="openai")) == 3
+    assert await store.count() == 1
+
+
+async def test_max_logs_delete_oldest(make: StoreFactory) -> None:
+    store = make(max_logs=3, strategy="DELETE_OLDEST")
+    rows = [row(i) for i in range(5)]
+    await store.write(rows[:2])
+    await store.write(rows[2:])
+    assert await store.count() == 3
+    kept, _ = await store.query(q())
+    assert {r.id for r in kept} == {r.id for r in rows[2:]}
+    assert await store.get(rows[0].id, bodies=True) is None
+
+
+async def test_max_logs_stop_inserting(make: StoreFactory) -> None:
+    store = make(max_logs=3, strategy="STOP_INSERTING")
+    rows = [row(i) for i in range(5)]
+    assert await store.write(rows[:2]) == 2
+    assert await store.write(rows[2:]) == 1
+    assert store.refused == 2
+    kept, _ = await store.query(q())
+    assert {r.id for r in kept} == {r.id for r in rows[:3]}
+
+
+async def test_analytics(make: StoreFactory) -> None:
+    store = make()
+    await store.write(
+        [
+            row(0, metadata={"team": "a"}),  # 10 ms
+            row(1, metadata={"team": "a"}, cached=True, cost=0.0),  # 20 ms
+            row(2, provider="anthropic", model="claude-fake-1", success=False, cost=None),  # 30 ms
+            row(70, metadata={"team": "b"}),  # next hour, 710 ms
+        ]
+    )
+    result = await store.analytics(q())
+    totals = result["totals"]
+    assert totals["requests"] == 4 and totals["errors"] == 1 and totals["cached"] == 1
+    assert totals["cache_hit_rate"] == 0.25
+    assert totals["tokens_in"] == 40 and totals["tokens_out"] == 20
+    assert totals["cost"] == pytest.approx(0.001 + 0.071)
+    assert totals["duration_ms_p50"] == 20.0 and totals["duration_ms_p95"] == 710.0
+    assert result["groups"] == []
+
+    by_provider = (await store.analytics(q(group_by="provider")))["groups"]
+    assert [(g["provider"], g["requests"]) for g in by_provider] == [("openai", 3), ("anthropic", 1)]
+
+    by_time = (await store.analytics(q(group_by="time", interval="hour")))["groups"]
+    assert [g["requests"] for g in by_time] == [3, 1]
+    assert by_time[0]["time"] == "2025-06-15T15:00:00.000Z"
+
+    by_team = (await store.analytics(q(group_by="metadata.team,model", provider="openai")))["groups"]
+    assert {(g["metadata.team"], g["model"]): g["requests"] for g in by_team} == {
+        ("a", "gpt-4o-mini"): 2,
+        ("b", "gpt-4o-mini"): 1,
+    }
+
+
+async def test_sqlite_file_survives_reopening(tmp_path: Path) -> None:
+    path = str(tmp_path / "persist.db")
+    first = SQLiteLogStore(path)
+    r = row(0)
+    await first.write([r])
+    await first.aclose()
+    second = SQLiteLogStore(path)
+    try:
+        got = await second.get(r.id, bodies=True)
+        assert got is not None and got.response_body == "ok"
+    finally:
+        await second.aclose()
+    journal = (tmp_path / "persist.db").read_bytes()[:16]
+    assert journal.startswith(b"SQLite format 3")
+
+
+def test_store_urls(tmp_path: Path) -> None:
+    assert sqlite_path("sqlite:///aigw.db") == "aigw.db"
+    assert sqlite_path("sqlite:////var/lib/aigw.db") == "/var/lib/aigw.db"
+    assert isinstance(make_store(LogsConfig(store="memory://")), MemoryLogStore)
+    assert isinstance(make_store(LogsConfig(store=f"sqlite:///{tmp_path}/x.db")), SQLiteLogStore)
+    assert isinstance(make_store(LogsConfig(store="redis://127.0.0.1:1/0")), RedisLogStore)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"order_by": "nope"}, {"per_page": "1000"}, {"success": "maybe"}, {"min_cost": "x"}, {"bogus": "1"}],
+)
+def test_bad_query_parameters_are_refused(params: dict[str, str]) -> None:
+    from aigw_asgi.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest):
+        q(**params)
