@@ -204,6 +204,11 @@ class OTelRecorder:
             return None  # start_span uses the current context
         return propagate.extract(ctx.headers, getter=_GETTER)
 
+    def record(self, ctx: RequestContext, scope: dict[str, Any] | None = None) -> None:
+        """Trace a finished request that never went through `start` (a WebSocket message):
+        its spans still carry their real times, from the context's own clock readings."""
+        self.finish(self.start(ctx, scope or {}), ctx)
+
     # -- request end ------------------------------------------------------------------------------
 
     def finish(self, handle: _Handle | None, ctx: RequestContext) -> None:

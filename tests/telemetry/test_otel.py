@@ -362,6 +362,19 @@ def test_metadata_becomes_attributes(otel: Otel) -> None:
     assert server.attributes["aigw.metadata.user"] == 12345
 
 
+def test_record_after_the_fact(otel: Otel) -> None:
+    """WebSocket messages are traced once finished: the spans still get the request's real times."""
+    recorder = otel.recorder()
+    ctx, _ = request()
+    answered(ctx)
+    recorder.record(ctx)
+    server, (client,) = otel.finished()
+    assert server.start_time is not None and client.start_time is not None and client.end_time is not None
+    assert server.start_time <= client.start_time <= client.end_time
+    assert abs((client.end_time - client.start_time) - (ctx.ended - ctx.started) * 1e9) < 1_000
+    assert server.end_time is not None and server.end_time - server.start_time >= 300_000_000
+
+
 def test_disabled_records_nothing(otel: Otel) -> None:
     recorder = otel.recorder(otel=False)
     ctx, scope = request()
