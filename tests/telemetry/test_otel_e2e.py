@@ -1,8 +1,8 @@
 """End to end: the official openai SDK -> a real Gateway under uvicorn -> the fake upstream, with
-an `OTelRecorder` on in-memory exporters around the pipeline.
+OpenTelemetry read back through in-memory exporters.
 
-The recorder wraps the gateway's pipeline the way `TelemetryMiddleware` does (start when the
-request arrives, finish once the answer is complete).
+The gateway's `TelemetryMiddleware` is rebuilt with injected providers (a library never sets the
+global ones, and neither do tests).
 """
 
 from __future__ import annotations
@@ -23,34 +23,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from aigw_asgi import Gateway
-from aigw_asgi._asgi import ASGIApp, Receive, Scope, Send
-from aigw_asgi.config import TelemetryConfig
-from aigw_asgi.context import ensure_context
-from aigw_asgi.telemetry import semconv as sc
-from aigw_asgi.telemetry.otel import OTelRecorder
+from aigw_asgi.telemetry import TelemetryMiddleware, semconv as sc
 from tests.conftest import gateway_config
 from tests.fakes.upstream import RunningFake
 from tests.servers import ServerThread
 
 MESSAGES = [{"role": "user", "content": "hello"}]
-
-
-class Traced:
-    """start/finish around an ASGI app, as TelemetryMiddleware does."""
-
-    def __init__(self, app: ASGIApp, recorder: OTelRecorder) -> None:
-        self.app, self.recorder = app, recorder
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        ctx = ensure_context(scope)
-        handle = self.recorder.start(ctx, scope)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.recorder.finish(handle, ctx)
 
 
 @dataclass
@@ -99,8 +77,10 @@ def traced_gateway(fake_upstream: RunningFake, serve: Callable[..., ServerThread
     metrics = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[metrics])
     gateway = Gateway(gateway_config(fake_upstream.url))
-    recorder = OTelRecorder(TelemetryConfig(), tracer_provider=tracer_provider, meter_provider=meter_provider)
-    gateway.app = Traced(gateway.auth, recorder)
+    # The gateway's own TelemetryMiddleware, given these providers instead of the global ones.
+    gateway.app = gateway.telemetry = TelemetryMiddleware(
+        gateway.auth, gateway.config, tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
     server = serve(gateway)
     yield Setup(server.url, server.port, spans, metrics)
     tracer_provider.shutdown()
@@ -130,6 +110,7 @@ def test_openai_chat_is_traced(traced_gateway: Setup, client: openai.OpenAI, fak
     assert attrs[sc.SERVER_PORT] == int(fake_upstream.url.rsplit(":", 1)[1])
     assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == 10 and attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 5
     assert attrs[sc.AIGW_LOG_ID] == raw.headers["cf-aig-log-id"]
+    assert attrs[sc.AIGW_COST] > 0 and server.attributes[sc.AIGW_COST] == attrs[sc.AIGW_COST]  # priced by telemetry
     assert "sk-client-key" not in repr([dict(s.attributes or {}) for s in (server, upstream)])
 
     (duration,) = traced_gateway.points(sc.METRIC_OPERATION_DURATION)
