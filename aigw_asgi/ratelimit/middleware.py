@@ -214,8 +214,10 @@ class RateLimitMiddleware:
             refusal, debits = exc, []
         if refusal is not None:
             _record(ctx, refusal)
-        ctx.extra["aigw.ratelimit.debits"] = debits
-        return refusal
+            return refusal
+        if debits:
+            ctx.extra["aigw.ratelimit.debits"] = debits
+        return None
 
     async def debit(self, ctx: RequestContext) -> None:
         """Debit the token rules that admitted ``ctx`` (after `check`) with its real usage."""

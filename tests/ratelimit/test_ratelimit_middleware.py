@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shutil
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +21,7 @@ from aigw_asgi._asgi import lifespan_loop
 from aigw_asgi.config import RateLimitConfig, RateLimitRule
 from aigw_asgi.context import RequestContext, ensure_context
 from aigw_asgi.ratelimit import RateLimitMiddleware
-from tests.servers import RedisServer, ServerThread
+from tests.servers import RedisServer, ServerThread, _redis_command
 
 
 class Inner:
@@ -231,3 +234,89 @@ def test_redis_outage_fails_open_or_closed(
     time.sleep(0.25)  # > outage_backoff_s: the next request probes Redis again
     assert statuses(url, 3) == [200, 200, 429]
     assert inner.calls == 2 + (5 if fail_open else 0) + 2
+
+
+class RedisClusterServer(RedisServer):
+    """A one-node Redis Cluster owning every slot: cluster rules (CROSSSLOT, MOVED) are enforced."""
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        nodes = os.path.join(self._dir, f"nodes-{self.port}.conf")
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += ["--dir", self._dir, "--logfile", self._log_path, "--cluster-enabled", "yes"]
+        args += ["--cluster-config-file", nodes]
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self) -> RedisClusterServer:
+        super().start()
+        _redis_command(self.port, "CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in _redis_command(self.port, "CLUSTER", "INFO"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cluster did not come up: {self.log_tail()}")
+            time.sleep(0.05)
+        return self
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisClusterServer]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    with RedisClusterServer() as server:
+        yield server
+
+
+@pytest.mark.parametrize("technique", ["fixed", "sliding"])
+def test_redis_cluster_storage(build: Build, redis_cluster: RedisClusterServer, technique: str) -> None:
+    """fail_open = false: any CROSSSLOT or MOVED error would surface as a 503."""
+    config = RateLimitConfig(
+        limit=4,
+        period=3600,
+        technique=technique,  # type: ignore[arg-type]
+        storage=f"redis+cluster://127.0.0.1:{redis_cluster.port}",
+        fail_open=False,
+        key_prefix=f"cluster-{technique}",
+        rules=[RateLimitRule(2, 3600, name="per-user", technique=technique, scope=["metadata.user"])],  # type: ignore[arg-type]
+    )
+    inner, outer, server = build(config)
+    url = f"{server.url}/openai/x"
+    odd = {"cf-aig-metadata": '{"user":"a/{b}"}'}  # separators and hash-tag braces in a value
+    assert statuses(url, 3, headers=odd) == [200, 200, 429]
+    # The gateway-wide rule (checked first) counted all three: one more fits, then it refuses.
+    assert statuses(url, 2) == [200, 429]
+    assert outer.contexts[-1].rate_limited_by == "gateway"
+    assert inner.calls == 3
+
+
+async def test_check_and_debit_for_websocket_api_messages() -> None:
+    """The WebSocket API dispatcher admits each message with check() and reports usage with debit()."""
+    config = RateLimitConfig(
+        rules=[
+            RateLimitRule(2, 60, name="msgs", scope=["provider"]),
+            RateLimitRule(20, 60, name="tokens", unit="tokens"),
+        ]
+    )
+    limiter = RateLimitMiddleware(Inner(), config)
+
+    def message(provider: str) -> RequestContext:
+        ctx = RequestContext(gateway_id="default", method="POST", path=f"/{provider}/chat/completions", headers=[])
+        ctx.provider = provider
+        return ctx
+
+    try:
+        first = message("openai")
+        assert await limiter.check(first) is None
+        first.usage.tokens_in, first.usage.tokens_out = 10, 5
+        await limiter.debit(first)
+        assert await limiter.check(message("openai")) is None  # 15 < 20 tokens: admitted
+        refused = await limiter.check(message("openai"))
+        assert refused is not None and refused.status == 429 and "'msgs'" in refused.message
+        second = message("anthropic")
+        assert await limiter.check(second) is None
+        second.usage.tokens_out = 10
+        await limiter.debit(second)  # 25 tokens now
+        spent = message("groq")
+        error = await limiter.check(spent)
+        assert error is not None and "'tokens'" in error.message and spent.rate_limited_by == "tokens"
+        assert dict(error.headers)[b"ratelimit-limit"] == b"20"
+    finally:
+        await limiter.aclose()
