@@ -188,7 +188,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         _record(ctx, refusal)
-        if "websocket.http.response" in scope.get("extensions", {}):
+        if "websocket.http.response" in (scope.get("extensions") or {}):
             body = refusal.envelope()
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             headers += refusal.headers + ctx.response_headers()
