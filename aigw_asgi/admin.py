@@ -75,8 +75,8 @@ class AdminApp:
             await send_error(send, exc)
             return
         except Exception:
-            logger.exception("admin API: log store failure")
-            await send_error(send, StoreUnavailable("The log store is unavailable"))
+            logger.exception("admin API: backing store failure")
+            await send_error(send, StoreUnavailable("A backing store (logs or cache) is unavailable"))
             return
         if isinstance(body, bytes):
             await send_json(send, status, body)
@@ -124,6 +124,7 @@ class AdminApp:
     # -- handlers -------------------------------------------------------------------------------
 
     async def _health(self) -> tuple[int, Any, Any]:
+        await self._flush()
         logs: dict[str, Any] = self.telemetry.stats()
         status = "ok"
         try:
