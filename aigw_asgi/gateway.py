@@ -23,7 +23,7 @@ from typing import Any
 
 from ._asgi import ASGIApp, Receive, Scope, Send, lifespan_loop
 from .admin import AdminApp
-from .auth import AuthMiddleware
+from .auth import AdminGuard, AuthMiddleware
 from .cache import CacheMiddleware
 from .config import Config, validate
 from .context import ensure_context, route_path
@@ -67,7 +67,7 @@ class Gateway:
         self.auth = AuthMiddleware(self.universal, self.config.gateway)
         self.telemetry = TelemetryMiddleware(self.auth, self.config)
         self.app: ASGIApp = self.telemetry
-        self.admin = AdminApp(self)
+        self.admin = AdminGuard(AdminApp(self), self.config.gateway)
 
         mount = self.config.gateway.mount_path.rstrip("/")
         self._mount = mount  # "" when the gateway sits at the root
