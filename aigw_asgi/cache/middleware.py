@@ -17,6 +17,7 @@ of calling the provider again; if it fails or is not cacheable, each waiter make
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ from .storage import CachedResponse, CacheStorage, storage_from_config
 
 if TYPE_CHECKING:
     from ..providers.registry import ProviderRegistry
+
+logger = logging.getLogger("aigw_asgi.cache")
 
 _MISS_HEADER = [(b"cf-aig-cache-status", b"MISS")]
 
@@ -108,7 +111,11 @@ class CacheMiddleware:
             await self._fetch(ctx, scope, inner_receive, send, key, provider, decision.ttl, None)
             return
 
-        entry = await self.storage.get(key)
+        try:
+            entry = await self.storage.get(key)
+        except Exception:  # a custom storage that breaks the protocol: still a MISS, never an error
+            logger.warning("cache storage get failed", exc_info=True)
+            entry = None
         if entry is not None:
             await self._replay(ctx, send, entry, provider, rest, parsed)
             return
@@ -192,7 +199,10 @@ class CacheMiddleware:
         )
         if future is not None and not future.done():
             future.set_result(entry)  # waiters replay now; the store write below is not their concern
-        await self.storage.set(key, entry, ttl)
+        try:
+            await self.storage.set(key, entry, ttl)
+        except Exception:  # the answer is already sent; a failed store only costs a later MISS
+            logger.warning("cache storage set failed", exc_info=True)
 
     # -- hit: replay --------------------------------------------------------------------------
 

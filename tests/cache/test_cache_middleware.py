@@ -223,3 +223,22 @@ async def test_single_flight_in_one_loop() -> None:
         responses = await asyncio.gather(*tasks)
     assert calls == 1 and all(r.content == b"{}" for r in responses)
     assert not middleware._inflight
+
+
+class BrokenStorage(MemoryStorage):
+    async def get(self, key: str) -> Any:
+        raise ConnectionError("down")
+
+    async def set(self, key: str, value: Any, ttl: int) -> None:
+        raise ConnectionError("down")
+
+
+async def test_a_storage_that_raises_is_a_miss_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    app = App()
+    middleware = CacheMiddleware(app, CacheConfig(ttl=300), storage=BrokenStorage())
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for _ in range(2):
+            resp = await client.post("/openai/a", json={})
+            assert resp.status_code == 200 and resp.headers["cf-aig-cache-status"] == "MISS"
+    assert app.calls == 2 and any("storage get failed" in r.getMessage() for r in caplog.records)
