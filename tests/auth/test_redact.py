@@ -110,6 +110,11 @@ def test_generic_shapes_without_known_secrets() -> None:
     assert redactor("cf-aig-authorization.tok123456") == f"cf-aig-authorization.{REDACTED}"
 
 
+def test_basic_credentials() -> None:
+    assert Redactor()("Authorization: Basic dXNlcjpodW50ZXIyMTIz") == f"Authorization: Basic {REDACTED}"
+    assert Redactor()("Basic usage of the API") == "Basic usage of the API"
+
+
 def test_ordinary_text_is_untouched() -> None:
     text = "Token limit exceeded: prompt_tokens=10, max_tokens=5 (the key was fine)"
     assert Redactor(["sk-not-here-123"])(text) == text
