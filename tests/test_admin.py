@@ -170,6 +170,18 @@ def test_health_prices_cache_purge_and_methods(gw: httpx.Client) -> None:
     assert purged.status_code == 200 and purged.json()["result"]["purged"] >= 1
     after = gw.post("/openai/chat/completions", json=body, headers={"cf-aig-cache-ttl": "60"})
     assert after.headers["cf-aig-cache-status"] == "MISS"
+    # One entry, by the key its log row shows.
+    assert (
+        gw.post("/openai/chat/completions", json=body, headers={"cf-aig-cache-ttl": "60"}).headers[
+            "cf-aig-cache-status"
+        ]
+        == "HIT"
+    )
+    key = gw.get(f"/admin/logs/{after.headers['cf-aig-log-id']}").json()["result"]["cache_key"]
+    assert key and key.startswith("openai:")
+    assert gw.delete("/admin/cache", params={"key": key}).json()["result"] == {"purged": 1}
+    again = gw.post("/openai/chat/completions", json=body, headers={"cf-aig-cache-ttl": "60"})
+    assert again.headers["cf-aig-cache-status"] == "MISS"
 
     assert gw.post("/admin/logs").status_code == 405
     assert gw.get("/admin/nothing-here").status_code == 404

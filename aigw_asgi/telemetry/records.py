@@ -58,6 +58,7 @@ class LogRecord:
     error_type: str | None = None
     stream: bool = False
     cache_status: str | None = None
+    cache_key: str | None = None  # "{provider}:{sha256}", what DELETE /admin/cache?key= takes
     rate_limited_by: str | None = None
     feedback: int | None = None
     score: float | None = None
@@ -175,6 +176,7 @@ def records_from_context(ctx: RequestContext, settings: RecordSettings) -> list[
         error_type=ctx.error_type,
         stream=ctx.stream,
         cache_status=ctx.cache_status,
+        cache_key=ctx.cache_key,
         rate_limited_by=ctx.rate_limited_by,
         request_body=request_body,
         response_body=_redacted(body_text(ctx.response_body, settings.max_body_bytes), redactor) if payload else None,

@@ -161,6 +161,7 @@ _COLUMNS = [
     ("error_type", "TEXT"),
     ("stream", "INTEGER"),
     ("cache_status", "TEXT"),
+    ("cache_key", "TEXT"),
     ("rate_limited_by", "TEXT"),
     ("feedback", "INTEGER"),
     ("score", "REAL"),
@@ -286,7 +287,14 @@ class SQLiteLogStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
-            for statement in _SCHEMA:
+            for statement in _SCHEMA[:2]:
+                conn.execute(statement)
+            # A file written by an older version: add the columns it lacks (all nullable).
+            present = {row[1] for row in conn.execute("PRAGMA table_info(logs)")}
+            for name, kind in _COLUMNS:
+                if name not in present:
+                    conn.execute(f"ALTER TABLE logs ADD COLUMN {name} {kind}")
+            for statement in _SCHEMA[2:]:  # indexes, once their columns exist
                 conn.execute(statement)
             self._conn = conn
         return self._conn

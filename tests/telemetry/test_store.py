@@ -249,3 +249,19 @@ def test_bad_query_parameters_are_refused(params: dict[str, str]) -> None:
 
     with pytest.raises(InvalidRequest):
         q(**params)
+
+
+async def test_sqlite_adds_columns_an_older_file_lacks(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE logs (id TEXT PRIMARY KEY, created_at REAL NOT NULL)")
+    store = SQLiteLogStore(str(path))
+    try:
+        r = row(0, cache_key="openai:abc")
+        assert await store.write([r]) == 1
+        got = await store.get(r.id)
+        assert got is not None and got.cache_key == "openai:abc"
+    finally:
+        await store.aclose()
