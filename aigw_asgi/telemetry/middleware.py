@@ -140,6 +140,7 @@ class TelemetryMiddleware:
             except Exception:
                 logger.exception("OpenTelemetry recorder failed")
         if self.logging:
+            _trim(ctx, self.settings.max_body_bytes if self.settings.collect_payload else 0)
             self._enqueue(ctx)
 
     def submit(self, ctx: RequestContext) -> None:
@@ -273,6 +274,15 @@ class TelemetryMiddleware:
 
     def _queue_qsize(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
+
+
+def _trim(ctx: RequestContext, cap: int) -> None:
+    """Keep no more of the request body than a row stores: queued contexts must stay small
+    (a 25 MB upload would otherwise sit in memory until its row is written)."""
+    if ctx.body is not None and len(ctx.body) > cap:
+        ctx.body = ctx.body[:cap] if cap else None
+    for child in ctx.children:
+        _trim(child, cap)
 
 
 def _note_exception(ctx: RequestContext, exc: BaseException) -> None:
