@@ -285,3 +285,24 @@ def test_the_middleware_alone_around_any_asgi_app(serve) -> None:
     assert by_path["/hello"]["status_code"] == 201 and by_path["/hello"]["success"] is True
     assert by_path["/hello"]["ttft_ms"] is not None and by_path["/hello"]["provider"] is None
     assert by_path["/boom"]["status_code"] == 500 and by_path["/boom"]["error"] == "internal error (RuntimeError)"
+
+
+def test_refusals_by_inner_layers_are_logged(make_gateway) -> None:
+    _, server = make_gateway(
+        gateway={"authentication": True, "tokens": [{"name": "app", "token": "gw-token-123456"}]},
+        rate_limit={"limit": 1, "period": 60},
+    )
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    auth = {"cf-aig-authorization": "Bearer gw-token-123456"}
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        denied = client.post("/openai/chat/completions", json=body)
+        ok = client.post("/openai/chat/completions", json=body, headers=auth)
+        limited = client.post("/openai/chat/completions", json=body, headers=auth)
+    assert (denied.status_code, ok.status_code, limited.status_code) == (401, 200, 429)
+    row = log(server.url, denied.headers["cf-aig-log-id"])
+    assert row["status_code"] == 401 and row["success"] is False and row["token_name"] is None and row["error"]
+    assert log(server.url, ok.headers["cf-aig-log-id"])["token_name"] == "app"
+    row = log(server.url, limited.headers["cf-aig-log-id"])
+    assert row["status_code"] == 429 and row["token_name"] == "app" and row["rate_limited_by"]
+    everything = json.dumps(logs(server.url, per_page=100))
+    assert "gw-token-123456" not in everything
