@@ -63,7 +63,7 @@ class Gateway:
             max_request_bytes=self.config.gateway.max_request_bytes,
             log_body_bytes=self.config.logs.max_body_bytes,
         )
-        self.universal = UniversalMiddleware(self.cache, self.config)
+        self.universal = UniversalMiddleware(self.cache, self.config, providers=self.providers)
         self.auth = AuthMiddleware(self.universal, self.config.gateway)
         self.telemetry = TelemetryMiddleware(self.auth, self.config)
         self.app: ASGIApp = self.telemetry
