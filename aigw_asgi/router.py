@@ -17,6 +17,7 @@ import functools
 import re
 import time
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -190,7 +191,7 @@ class ProviderRouter:
                 body = _json.dumps(patched)
                 strip_usage = True
 
-        headers = self._upstream_headers(ctx, provider, query, options.byok_alias)
+        headers, injected_key = self._upstream_headers(ctx, provider, query, options.byok_alias)
         policy = retry_policy(options, self.config.retries)
         # Set only once a call is about to leave: telemetry makes upstream (client) spans from it.
         ctx.upstream_host, ctx.upstream_port = _host_port(url.partition("?")[0])
@@ -217,6 +218,10 @@ class ProviderRouter:
                 await asyncio.sleep(delay)
                 continue
             break
+        if injected_key is not None and resp.status >= 400:
+            # Some providers quote the key they refused in the error body. The client never
+            # had that key (the gateway injected it), so it must not learn it from us.
+            resp = await _BufferedResponse.redacted(resp, injected_key.encode())
         if _is_stream(resp.headers):
             await self._relay_watching(ctx, provider, resp, receive, send, strip_usage)
         else:
@@ -224,10 +229,12 @@ class ProviderRouter:
 
     def _upstream_headers(
         self, ctx: RequestContext, provider: Provider, query: bytes, alias: str | None
-    ) -> list[tuple[str, str]]:
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """The headers to send upstream, and the stored key injected into them (if any)."""
         gateway_auth = f"Bearer {ctx.gateway_token}".encode() if ctx.gateway_token else None
         auth_header = provider.auth_header.encode()
         has_credential = False
+        injected: str | None = None
         out: list[tuple[str, str]] = []
         for key, value in ctx.headers:
             if key in _DROP_REQUEST or key.startswith(b"cf-aig-"):
@@ -246,6 +253,7 @@ class ProviderRouter:
         if not has_credential:
             key = self.providers.pick_key(provider, alias)
             if key is not None:
+                injected = key.key
                 out.append((provider.auth_header, provider.credential_value(key.key)))
             elif alias is not None:
                 configured = ", ".join(repr(k.alias) for k in provider.keys) or "none"
@@ -258,7 +266,7 @@ class ProviderRouter:
             out.extend((k, v) for k, v in provider.headers if k not in present)
         if not self.config.upstream.compression:
             out.append(("accept-encoding", "identity"))
-        return out
+        return out, injected
 
     # -- the answer -----------------------------------------------------------------------------
 
@@ -402,6 +410,33 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
         if key.lower() == name:
             return value
     return None
+
+
+class _BufferedResponse:
+    """An upstream answer read into memory: used only to redact small error answers."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    @classmethod
+    async def redacted(cls, resp: UpstreamResponse, secret: bytes) -> _BufferedResponse:
+        body = await _drain(resp, _MAX_USAGE_BODY)
+        headers = [(k.lower(), v) for k, v in resp.headers]
+        encoding = _header(headers, b"content-encoding")
+        if encoding is not None:
+            body = _decompress(encoding, body)
+        body = body.replace(secret, b"[REDACTED]")
+        drop = (b"content-length", b"content-encoding")
+        headers = [h for h in headers if h[0] not in drop] + [(b"content-length", str(len(body)).encode())]
+        return cls(resp.status, headers, body)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+    async def aclose(self) -> None:
+        return None
 
 
 async def _drain(resp: UpstreamResponse, cap: int) -> bytes:

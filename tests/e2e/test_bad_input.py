@@ -151,3 +151,20 @@ def test_query_string_and_azure_layout(make_gateway, fake_upstream: RunningFake)
     seen = fake_upstream.app.last
     assert seen.path == "/openai/deployments/my-dep/chat/completions"
     assert seen.query_string == "api-version=2024-06-01" and seen.headers["api-key"] == "azure-key"
+
+
+def test_a_stored_key_quoted_by_the_provider_never_reaches_the_client(make_gateway, fake_upstream: RunningFake) -> None:
+    from tests.fakes.upstream import RawResponse
+
+    secret = "sk-stored-key-0123456789abcdef"
+    _, server = make_gateway(providers={"openai": {"api_key": secret}})
+    body = ('{"error":{"message":"Incorrect API key provided: %s","type":"invalid_request_error"}}' % secret).encode()
+    fake_upstream.app.response = RawResponse(401, body, content_type="application/json")
+    resp = httpx.post(f"{server.url}/openai/chat/completions", json=CHAT)
+    assert resp.status_code == 401
+    assert secret not in resp.text and "[REDACTED]" in resp.text
+    assert resp.json()["error"]["type"] == "invalid_request_error"  # still the provider's own body
+    assert fake_upstream.app.last.headers["authorization"] == f"Bearer {secret}"  # it was used upstream
+    # A key the client sent itself is its own business: its error body is relayed untouched.
+    resp = httpx.post(f"{server.url}/openai/chat/completions", json=CHAT, headers={"authorization": "Bearer sk-own"})
+    assert secret in resp.text
