@@ -25,9 +25,27 @@ def app_factory() -> object:
     from .telemetry.otlp import configure_from_env
 
     config = load_config()
+    _redact_log_output(config)  # in each worker: handlers are per process
     # In each worker process (export threads do not survive a fork): OTLP if OTEL_* asks for it.
     configure_from_env(config.telemetry)
     return Gateway(config)
+
+
+def _redact_log_output(config: Config) -> None:
+    """Every log line this process prints passes the redactor, whoever logged it.
+
+    On the handlers, not on a logger: a logger's filter does not apply to its children's records
+    (uvicorn's and aiohttp's among them).
+    """
+    from .redact import RedactingFilter, Redactor, config_secrets
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=config.server.log_level.upper(), format="%(levelname)s:     %(message)s")
+    redacting = RedactingFilter(Redactor(config_secrets(config)))
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(redacting)
 
 
 def _is_loopback(host: str) -> bool:
@@ -51,6 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or config.server.port
     workers = args.workers or config.server.workers
     logging.basicConfig(level=config.server.log_level.upper(), format="%(levelname)s:     %(message)s")
+    _redact_log_output(config)
     if not _is_loopback(host) and not config.gateway.admin_token:
         logger.warning(
             "aigw: listening on %s without gateway.admin_token: the admin API answers loopback clients only",

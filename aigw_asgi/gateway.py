@@ -41,7 +41,23 @@ logger = logging.getLogger("aigw_asgi")
 class Gateway:
     """An ASGI app: ``app.mount("/ai", Gateway(load_config("aigw.toml")))``."""
 
-    def __init__(self, config: Config | None = None, *, transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        transport: Transport | None = None,
+        cache_storage: Any = None,
+        rate_limit_storage: Any = None,
+        log_store: Any = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+    ) -> None:
+        """Backends default to what the config names; pass one to inject it (tests, shared pools).
+
+        ``transport``: an upstream `Transport`; ``cache_storage``: a `CacheStorage`;
+        ``rate_limit_storage``: a ``limits.aio`` storage; ``log_store``: a `LogStore`;
+        ``tracer_provider``/``meter_provider``: OpenTelemetry providers (default: the globals).
+        """
         self.config = config if config is not None else validate(Config())
         self.id = self.config.gateway.id
         self.providers = ProviderRegistry.from_config(self.config)
@@ -51,6 +67,7 @@ class Gateway:
             self.router,
             self.config.rate_limit,
             gateway_id=self.id,
+            storage=rate_limit_storage,
             trusted_proxy_header=self.config.gateway.trusted_proxy_header,
             providers=self.providers,
             max_request_bytes=self.config.gateway.max_request_bytes,
@@ -59,13 +76,16 @@ class Gateway:
             self.rate_limit,
             self.config.cache,
             gateway_id=self.id,
+            storage=cache_storage,
             providers=self.providers,
             max_request_bytes=self.config.gateway.max_request_bytes,
             log_body_bytes=self.config.logs.max_body_bytes,
         )
         self.universal = UniversalMiddleware(self.cache, self.config, providers=self.providers)
         self.auth = AuthMiddleware(self.universal, self.config.gateway)
-        self.telemetry = TelemetryMiddleware(self.auth, self.config)
+        self.telemetry = TelemetryMiddleware(
+            self.auth, self.config, store=log_store, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
         self.app: ASGIApp = self.telemetry
         self.admin = AdminGuard(AdminApp(self), self.config.gateway)
 

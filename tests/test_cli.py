@@ -69,3 +69,27 @@ def test_serve_runs_the_gateway(tmp_path: Path, fake_upstream: RunningFake) -> N
     finally:
         output = stop(proc)
     assert f"gateway on http://127.0.0.1:{port}/" in output
+
+
+def test_serve_redacts_secrets_from_every_log_line(caplog) -> None:
+    import logging
+
+    from aigw_asgi.cli import _redact_log_output
+    from aigw_asgi.config import config_from_dict
+    from aigw_asgi.redact import RedactingFilter
+
+    secret = "sk-provider-secret-0123456789"
+    config = config_from_dict({"providers": {"openai": {"api_key": secret}}})
+    root = logging.getLogger()
+    try:
+        _redact_log_output(config)
+        _redact_log_output(config)  # idempotent: one filter per handler
+        filters = [f for h in root.handlers for f in h.filters if isinstance(f, RedactingFilter)]
+        assert len(filters) == len(root.handlers)
+        with caplog.at_level(logging.WARNING):
+            logging.getLogger("aiohttp.client").warning("upstream said: bad key %s", secret)
+        assert caplog.text and secret not in caplog.text and "[REDACTED]" in caplog.text
+    finally:
+        for handler in root.handlers:
+            for f in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+                handler.removeFilter(f)

@@ -25,6 +25,7 @@ from .._asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, read_body
 from ..config import CacheConfig
 from ..context import RequestContext, ensure_context
 from ..errors import GatewayError, send_error
+from ..providers.registry import relative_path
 from . import policy
 from .storage import CachedResponse, CacheStorage, storage_from_config
 
@@ -92,11 +93,12 @@ class CacheMiddleware:
             return
         provider, rest = route
         parsed = ctx.json() if body[:1] in (b"{", b"[") else None
+        known = self.providers.get(provider) if self.providers is not None else None
         key = policy.cache_key(
             gateway_id=self.gateway_id,
             provider=provider,
             method=ctx.method,
-            path=rest,
+            path=relative_path(known, rest) if known is not None else rest,
             query=scope.get("query_string", b""),
             credential=policy.credential_hash(ctx.headers),
             body=policy.canonical_body(body, parsed),

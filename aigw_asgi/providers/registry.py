@@ -228,6 +228,18 @@ def join_url(provider: Provider, path: str) -> tuple[str, dict[str, str]]:
     return f"{base}/{path}" if path else base, params
 
 
+def relative_path(provider: Provider, path: str) -> str:
+    """``path`` relative to the provider base: the same upstream URL always gives the same string.
+
+    ``v1/chat/completions`` and ``chat/completions`` both reach ``{base}/chat/completions`` on a
+    base ending in ``/v1``, so caches key them alike.
+    """
+    prefix = provider.version_prefix
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        return path[len(prefix) + 1 :]
+    return path
+
+
 def model_from(provider: Provider, path: str, params: dict[str, str], body: object) -> str | None:
     """The requested model, from the body or, for path-addressed providers, from the path."""
     if isinstance(body, dict):

@@ -40,6 +40,19 @@ def test_second_identical_call_is_a_hit(make_gateway, fake_upstream: RunningFake
     assert chat_requests(fake_upstream) == 1
 
 
+def test_the_same_upstream_url_is_one_entry_with_or_without_the_version(
+    make_gateway, fake_upstream: RunningFake
+) -> None:
+    _, server = make_gateway(cache={"ttl": 300})
+    with (
+        openai.OpenAI(base_url=f"{server.url}/openai", api_key="sk-a", max_retries=0) as first,
+        openai.OpenAI(base_url=f"{server.url}/openai/v1", api_key="sk-a", max_retries=0) as second,
+    ):
+        assert first.chat.completions.with_raw_response.create(**CHAT).headers["cf-aig-cache-status"] == "MISS"
+        assert second.chat.completions.with_raw_response.create(**CHAT).headers["cf-aig-cache-status"] == "HIT"
+    assert chat_requests(fake_upstream) == 1
+
+
 def test_no_ttl_means_no_cache_but_the_header_says_miss(make_gateway, fake_upstream: RunningFake) -> None:
     _, server = make_gateway()
     client = openai.OpenAI(base_url=f"{server.url}/openai", api_key="sk-a", max_retries=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import httpx
@@ -158,7 +159,8 @@ def test_a_stored_key_quoted_by_the_provider_never_reaches_the_client(make_gatew
 
     secret = "sk-stored-key-0123456789abcdef"
     _, server = make_gateway(providers={"openai": {"api_key": secret}})
-    body = ('{"error":{"message":"Incorrect API key provided: %s","type":"invalid_request_error"}}' % secret).encode()
+    error = {"error": {"message": f"Incorrect API key provided: {secret}", "type": "invalid_request_error"}}
+    body = json.dumps(error).encode()
     fake_upstream.app.response = RawResponse(401, body, content_type="application/json")
     resp = httpx.post(f"{server.url}/openai/chat/completions", json=CHAT)
     assert resp.status_code == 401
