@@ -34,6 +34,7 @@ from .errors import (
     UpstreamError,
     send_error,
 )
+from .options import RequestOptions
 from .providers.registry import Provider, ProviderRegistry, join_url, model_from
 from .providers.usage import StreamTracker, error_event, usage_from_json
 from .routing.retry import next_retry_delay, retry_policy
@@ -125,6 +126,10 @@ class ProviderRouter:
         self.gateway_id = self.config.gateway.id
         self.max_body = self.config.gateway.max_request_bytes
         self.log_body_cap = self.config.logs.max_body_bytes
+        self._compression = self.config.upstream.compression
+        self._drop_request = _DROP_REQUEST if self._compression else _DROP_REQUEST | {b"accept-encoding"}
+        # The policy of a request that sets no retry header, built once.
+        self._default_policy = retry_policy(RequestOptions(), self.config.retries)
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -192,7 +197,14 @@ class ProviderRouter:
                 strip_usage = True
 
         headers, injected_key = self._upstream_headers(ctx, provider, query, options.byok_alias)
-        policy = retry_policy(options, self.config.retries)
+        policy = (
+            self._default_policy
+            if options.max_attempts is None
+            and options.retry_delay_ms is None
+            and options.backoff is None
+            and options.request_timeout_ms is None
+            else retry_policy(options, self.config.retries)
+        )
         # Set only once a call is about to leave: telemetry makes upstream (client) spans from it.
         ctx.upstream_host, ctx.upstream_port = _host_port(url.partition("?")[0])
         while True:
@@ -233,21 +245,22 @@ class ProviderRouter:
         """The headers to send upstream, and the stored key injected into them (if any)."""
         gateway_auth = f"Bearer {ctx.gateway_token}".encode() if ctx.gateway_token else None
         auth_header = provider.auth_header.encode()
+        # Dropped: hop-by-hop and the like, plus Accept-Encoding when we ask for identity bodies.
+        drop = self._drop_request
         has_credential = False
         injected: str | None = None
         out: list[tuple[str, str]] = []
+        append = out.append
         for key, value in ctx.headers:
-            if key in _DROP_REQUEST or key.startswith(b"cf-aig-"):
+            if key in drop or key.startswith(b"cf-aig-"):
                 continue
-            if gateway_auth is not None and key == b"authorization" and value == gateway_auth:
-                continue  # the gateway token put in the provider slot is ours, not the provider's
-            if key == b"accept-encoding" and not self.config.upstream.compression:
-                continue
-            if key == auth_header or key == b"authorization":
+            if key == b"authorization" or key == auth_header:
+                if value == gateway_auth:
+                    continue  # the gateway token put in the provider slot is ours, not the provider's
                 # Any provider accepts a bearer in Authorization too (anthropic SDK >= 2 sends
                 # its key there): the client brought its own credential, so inject none.
                 has_credential = True
-            out.append((key.decode("latin-1"), value.decode("latin-1")))
+            append((key.decode("latin-1"), value.decode("latin-1")))
         if not has_credential and provider.query_key:
             has_credential = any(part.startswith(provider.query_key.encode() + b"=") for part in query.split(b"&"))
         if not has_credential:
@@ -264,7 +277,7 @@ class ProviderRouter:
         if provider.headers:
             present = {k.lower() for k, _ in out}
             out.extend((k, v) for k, v in provider.headers if k not in present)
-        if not self.config.upstream.compression:
+        if not self._compression:
             out.append(("accept-encoding", "identity"))
         return out, injected
 
