@@ -20,6 +20,7 @@ an error body; patterns matter because a client's own provider key is not in any
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -69,14 +70,20 @@ SECRET_SUBPROTOCOL_PREFIXES = ("cf-aig-authorization.", "xi-api-key.", "fal-api-
 
 _MIN_SECRET_LEN = 6  # shorter "secrets" would redact ordinary words; config asks for >= 8 anyway
 
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+# The generic secret shapes, each guarded by substrings every match must contain: a body that
+# holds none of them (most bodies) skips the regex. ``folded`` guards are looked for in the
+# lowercased text (for the case-insensitive patterns, and only in ASCII text: Unicode case folding
+# has equivalences ``str.lower`` does not make, e.g. "ſ" ~ "s").
+_PATTERNS: list[tuple[re.Pattern[str], str, tuple[str, ...], bool]] = [
     # Authorization values: "Bearer sk-…", "Basic dXNlcjpwYXNz" (not "Token limit", "basic usage").
-    (re.compile(r"\b(Bearer)\s+[A-Za-z0-9._~+/=:\-]+", re.IGNORECASE), rf"\1 {REDACTED}"),
-    (re.compile(r"\b(Basic)\s+[A-Za-z0-9+/]{12,}={0,2}"), rf"\1 {REDACTED}"),
+    (re.compile(r"\b(Bearer)\s+[A-Za-z0-9._~+/=:\-]+", re.IGNORECASE), rf"\1 {REDACTED}", ("bearer",), True),
+    (re.compile(r"\b(Basic)\s+[A-Za-z0-9+/]{12,}={0,2}"), rf"\1 {REDACTED}", ("Basic",), False),
     # Query-string credentials inside URLs or text: ?key=…, &api_key=…
     (
         re.compile(r"([?&;](?:" + "|".join(re.escape(p) for p in sorted(SECRET_QUERY_PARAMS)) + r")=)[^&#\s\"'<>]*"),
         rf"\1{REDACTED}",
+        ("=",),
+        False,
     ),
     # JSON or header-dict entries: "x-api-key": "…", "apiKey": "…", 'Authorization': '…'
     (
@@ -86,13 +93,21 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
             re.IGNORECASE,
         ),
         rf"\1{REDACTED}",
+        tuple(f"{word}{quote}" for word in ("key", "authorization", "token", "secret", "password") for quote in "\"'"),
+        True,
     ),
     # Token entries of a Sec-WebSocket-Protocol list.
     (
         re.compile(r"((?:" + "|".join(re.escape(p) for p in SECRET_SUBPROTOCOL_PREFIXES) + r"))[^,\s\"']+"),
         rf"\1{REDACTED}",
+        SECRET_SUBPROTOCOL_PREFIXES,
+        False,
     ),
 ]
+
+# Up to this many known secrets, each is looked for with ``in`` (a fast C search) and only the
+# ones found go through a regex; beyond it, one compiled alternation scans the text instead.
+_SCAN_MAX = 64
 
 H = TypeVar("H", bytes, str)
 
@@ -184,43 +199,77 @@ def _credential(value: str) -> str:
 class Redactor:
     """Free-text redaction with a fixed set of known secrets, compiled once.
 
-    Build one per gateway from `config_secrets` (and per request with `with_secrets` for the
-    credentials the client sent); ``redactor(text)`` replaces every known secret, then the
-    generic secret shapes. Longest secrets are matched first so one secret that contains
-    another is replaced whole.
+    Build one per gateway from `config_secrets`; ``redactor(text, extra)`` replaces every known
+    secret and every secret in ``extra`` (per request: the credentials the client sent, see
+    `request_secrets`), then the generic secret shapes. Longest secrets are matched first so one
+    secret that contains another is replaced whole.
+
+    Cheap when there is nothing to redact (the common case, run for every logged body): known
+    secrets are looked for with ``in`` and the generic patterns only run when the text holds a
+    substring each of their matches needs. Nothing is compiled per call unless a secret is found.
     """
 
-    __slots__ = ("_known", "_secrets")
+    __slots__ = ("_known", "_ordered", "_scan", "_secrets")
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets = frozenset(s for s in secrets if s and len(s) >= _MIN_SECRET_LEN)
-        if self._secrets:
-            alternation = "|".join(re.escape(s) for s in sorted(self._secrets, key=len, reverse=True))
-            self._known: re.Pattern[str] | None = re.compile(alternation)
-        else:
-            self._known = None
+        self._ordered = tuple(sorted(self._secrets, key=len, reverse=True))
+        self._scan = len(self._ordered) <= _SCAN_MAX
+        self._known: re.Pattern[str] | None = _alternation(self._secrets) if self._secrets else None
 
     @property
     def secrets(self) -> frozenset[str]:
         return self._secrets
 
     def with_secrets(self, extra: Iterable[str | None]) -> Redactor:
-        """A redactor that also knows ``extra`` (self when nothing new is added)."""
+        """A redactor that also knows ``extra`` (self when nothing new is added).
+
+        Compiles the union: for per-request secrets pass them to the call instead (``redactor(text, extra)``).
+        """
         new = {s for s in extra if s and len(s) >= _MIN_SECRET_LEN} - self._secrets
         return Redactor(self._secrets | new) if new else self
 
-    def __call__(self, text: str) -> str:
-        if self._known is not None:
-            text = self._known.sub(REDACTED, text)
-        for pattern, repl in _PATTERNS:
-            text = pattern.sub(repl, text)
+    def __call__(self, text: str, extra: Iterable[str | None] = ()) -> str:
+        text = self._known_secrets(text, extra)
+        folded: str | None = None
+        ascii_only = text.isascii()
+        for pattern, repl, needles, fold in _PATTERNS:
+            if fold:
+                if ascii_only:
+                    if folded is None:
+                        folded = text.lower()
+                    if not any(n in folded for n in needles):
+                        continue
+            elif not any(n in text for n in needles):
+                continue
+            text, folded = pattern.sub(repl, text), None
         return text
+
+    def _known_secrets(self, text: str, extra: Iterable[str | None]) -> str:
+        known = self._secrets
+        found = [s for s in extra if s and len(s) >= _MIN_SECRET_LEN and s not in known and s in text]
+        if not self._scan:
+            # Many known secrets: one alternation over the text beats a search per secret.
+            pattern = _alternation(known | frozenset(found)) if found else self._known
+            return pattern.sub(REDACTED, text) if pattern is not None else text
+        found += [s for s in self._ordered if s in text]
+        if not found:
+            return text
+        if len(found) == 1:
+            return text.replace(found[0], REDACTED)
+        return _alternation(frozenset(found)).sub(REDACTED, text)
 
     def bytes(self, data: bytes) -> bytes:
         """`__call__` for bodies: decoded as UTF-8 (lossless for JSON), redacted, re-encoded."""
         text = data.decode("utf-8", "surrogateescape")
         out = self(text)
         return data if out == text else out.encode("utf-8", "surrogateescape")
+
+
+@functools.lru_cache(maxsize=256)
+def _alternation(secrets: frozenset[str]) -> re.Pattern[str]:
+    """One regex matching any of ``secrets``, longest first (so a secret containing another wins)."""
+    return re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)))
 
 
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
@@ -251,7 +300,7 @@ def config_secrets(config: Config) -> set[str]:
 def request_secrets(ctx: RequestContext) -> set[str]:
     """The credentials one request carries: its gateway token and whatever provider key it sent.
 
-    Telemetry adds these to its gateway-wide `Redactor` (``redactor.with_secrets(...)``) so a
+    Telemetry passes these to its gateway-wide `Redactor` (``redactor(text, extra=...)``) so a
     client's own key echoed inside an upstream error body is caught too.
     """
     out: set[str] = set()

@@ -15,11 +15,14 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GatewayError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..context import Attempt, RequestContext
     from ..redact import Redactor
     from .cost import PriceTable
@@ -133,7 +136,8 @@ def records_from_context(ctx: RequestContext, settings: RecordSettings) -> list[
     if redactor is not None:
         from ..redact import request_secrets
 
-        redactor = redactor.with_secrets(request_secrets(ctx))
+        # The credentials this request carried: looked for as plain strings, nothing compiled.
+        redactor = partial(redactor, extra=request_secrets(ctx))
     request_body = _redacted(body_text(ctx.body, settings.max_body_bytes), redactor) if payload else None
     metadata = dict(ctx.metadata) or None
     base_perf = ctx.attempts[0].started if ctx.attempts else ctx.started
@@ -193,7 +197,7 @@ def _attempt_row(
     metadata: dict[str, Any] | None,
     request_body: str | None,
     payload: bool,
-    redactor: Redactor | None,
+    redactor: Callable[[str], str] | None,
 ) -> LogRecord:
     from .cost import compute_cost
 
@@ -271,7 +275,7 @@ def _ms(end: float | None, start: float | None) -> float | None:
     return round(max(end - start, 0.0) * 1000, 3)
 
 
-def _redacted(text: str | None, redactor: Redactor | None) -> str | None:
+def _redacted(text: str | None, redactor: Callable[[str], str] | None) -> str | None:
     if text is None or redactor is None:
         return text
     return redactor(text)

@@ -133,6 +133,26 @@ def test_with_secrets_extends_and_reuses() -> None:
     assert base("client-key-999") == "client-key-999"
 
 
+def test_per_call_secrets_need_no_new_redactor() -> None:
+    base = Redactor(["gateway-token-1"])
+    text = "gateway-token-1 client-key-999 client-key-999-long"
+    out = base(text, extra={"client-key-999", "client-key-999-long", None, "short"})
+    assert out == f"{REDACTED} {REDACTED} {REDACTED}"
+    assert base("client-key-999") == "client-key-999"
+
+
+def test_many_known_secrets_use_one_alternation() -> None:
+    redactor = Redactor([f"filler-secret-{i:04d}" for i in range(200)])
+    assert redactor("a filler-secret-0123 b", extra=["client-key-999"]) == f"a {REDACTED} b"
+    assert redactor("client-key-999 filler-secret-0007", extra=["client-key-999"]) == f"{REDACTED} {REDACTED}"
+
+
+def test_case_insensitive_shapes_in_non_ascii_text() -> None:
+    # re.IGNORECASE matches "ſ" (long s) as "s"; the fast ASCII precheck must not skip such text.
+    assert Redactor()('{"ſecret": "hunter2", "note": "é"}') == f'{{"ſecret": "{REDACTED}", "note": "é"}}'
+    assert Redactor()("BEARER abc.def é") == f"BEARER {REDACTED} é"
+
+
 def test_bytes_bodies() -> None:
     redactor = Redactor(["sk-body-secret"])
     assert redactor.bytes(b'{"k":"sk-body-secret"}') == b'{"k":"[REDACTED]"}'
