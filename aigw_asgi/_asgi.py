@@ -14,6 +14,12 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never the message, so no
+# layer forwards, stores or replays them.
+HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
+)
+
 
 async def read_body(ctx: RequestContext, receive: Receive, limit: int) -> bytes:
     """The request body, read once (kept on the context) and capped at ``limit`` bytes.

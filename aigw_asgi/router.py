@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from . import _json
-from ._asgi import ClientDisconnected, Receive, Scope, Send, lifespan_loop, read_body
+from ._asgi import HOP_BY_HOP, ClientDisconnected, Receive, Scope, Send, lifespan_loop, read_body
 from .config import Config
 from .context import RequestContext, ensure_context
 from .errors import (
@@ -42,40 +42,19 @@ from .transport import Transport, UpstreamResponse, UpstreamStreamError, make_tr
 
 # Never forwarded upstream: hop-by-hop (RFC 9110 §7.6.1), what the transport recomputes, and
 # the gateway's own headers (cf-aig-* are filtered by prefix).
-_DROP_REQUEST = frozenset(
-    {
-        b"host",
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-        b"expect",
-        b"forwarded",
-        b"x-forwarded-for",
-        b"x-forwarded-host",
-        b"x-forwarded-proto",
-        b"x-real-ip",
-    }
-)
+_DROP_REQUEST = HOP_BY_HOP | {
+    b"host",
+    b"proxy-authorization",
+    b"content-length",
+    b"expect",
+    b"forwarded",
+    b"x-forwarded-for",
+    b"x-forwarded-host",
+    b"x-forwarded-proto",
+    b"x-real-ip",
+}
 # date/server: the server hosting the gateway writes its own; two of each confuse clients.
-_DROP_RESPONSE = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"date",
-        b"server",
-    }
-)
+_DROP_RESPONSE = HOP_BY_HOP | {b"date", b"server"}
 _MAX_USAGE_BODY = 16 * 1024 * 1024  # a JSON answer larger than this is relayed but not parsed for usage
 
 

@@ -16,11 +16,13 @@ upstream ``Content-Encoding``/``Content-Length`` stays true.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Protocol, TypeVar
 
 from .config import UpstreamConfig
 from .errors import UpstreamTimeout, UpstreamUnreachable
+
+T = TypeVar("T")
 
 
 class UpstreamStreamError(Exception):
@@ -126,15 +128,10 @@ class AiohttpTransport:
         if self._session is None:
             self._session = self._make_session()
         try:
-            if first_byte_timeout is None:
-                resp = await self._session.request(
-                    method, url, headers=headers, data=body or None, allow_redirects=False
-                )
-            else:
-                async with asyncio.timeout(first_byte_timeout):
-                    resp = await self._session.request(
-                        method, url, headers=headers, data=body or None, allow_redirects=False
-                    )
+            resp = await _within(
+                first_byte_timeout,
+                self._session.request(method, url, headers=headers, data=body or None, allow_redirects=False),
+            )
         except TimeoutError:
             raise UpstreamTimeout() from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -212,8 +209,7 @@ class HttpxTransport:
             _refuse_cookies(self._client)
         req = self._client.build_request(method, url, headers=headers, content=body)
         try:
-            async with asyncio.timeout(first_byte_timeout):
-                resp = await self._client.send(req, stream=True)
+            resp = await _within(first_byte_timeout, self._client.send(req, stream=True))
         except TimeoutError:
             raise UpstreamTimeout() from None
         except httpx.TimeoutException:
@@ -226,6 +222,14 @@ class HttpxTransport:
         client, self._client = self._client, None
         if client is not None and self._owned:
             await client.aclose()
+
+
+async def _within(seconds: float | None, awaitable: Awaitable[T]) -> T:
+    """``await awaitable``, bounded by ``seconds`` when given (no timer otherwise)."""
+    if seconds is None:
+        return await awaitable
+    async with asyncio.timeout(seconds):
+        return await awaitable
 
 
 def _refuse_cookies(client: Any) -> None:

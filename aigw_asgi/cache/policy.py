@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .._asgi import HOP_BY_HOP
 from ..context import Headers
 from ..options import RequestOptions
 
@@ -31,22 +32,7 @@ STREAM_TYPES = (b"text/event-stream", b"application/x-ndjson")
 
 # Never stored: hop-by-hop headers (RFC 9110 §7.6.1), what the replay recomputes, and anything
 # that belongs to one client or one moment (cookies, the date, the gateway's own cf-aig-*).
-_DROP_STORED = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-        b"date",
-        b"server",
-        b"set-cookie",
-        b"age",
-    }
-)
+_DROP_STORED = HOP_BY_HOP | {b"content-length", b"date", b"server", b"set-cookie", b"age"}
 
 
 @dataclass(frozen=True, slots=True)
