@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.upstream import FakeUpstream, RunningFake
-from tests.servers import RedisServer, ServerThread
+from tests.servers import RedisClusterServer, RedisServer, ServerThread
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +38,15 @@ def redis_server() -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not installed (apt-get install redis-server)")
     with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServer]:
+    """A one-node Redis Cluster owning every slot, so cluster rules (CROSSSLOT, MOVED) apply."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed: apt-get install redis-server")
+    with RedisClusterServer() as server:
         yield server
 
 

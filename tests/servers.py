@@ -277,3 +277,24 @@ class RedisServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class RedisClusterServer(RedisServer):
+    """A one-node Redis Cluster owning every slot: cluster rules (CROSSSLOT, MOVED) are enforced."""
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        nodes = os.path.join(self._dir, f"nodes-{self.port}.conf")
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += ["--dir", self._dir, "--logfile", self._log_path, "--cluster-enabled", "yes"]
+        args += ["--cluster-config-file", nodes]
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self) -> RedisClusterServer:
+        super().start()
+        _redis_command(self.port, "CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in _redis_command(self.port, "CLUSTER", "INFO"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cluster did not come up: {self.log_tail()}")
+            time.sleep(0.05)
+        return self

@@ -305,3 +305,16 @@ def test_redis_killed_mid_test_requests_still_succeed_as_miss(
         statuses.append(call())
         time.sleep(0.2)
     assert statuses[-2:] == ["MISS", "HIT"]
+
+
+def test_redis_cluster_storage_hits_and_purges(make_gateway, fake_upstream: RunningFake, redis_cluster) -> None:
+    url = f"redis+cluster://127.0.0.1:{redis_cluster.port}"
+    gateway, server = make_gateway(cache={"ttl": 300, "storage": url, "key_prefix": "cluster-test"})
+    with openai.OpenAI(base_url=f"{server.url}/openai", api_key="sk-a", max_retries=0) as client:
+        assert client.chat.completions.with_raw_response.create(**CHAT).headers["cf-aig-cache-status"] == "MISS"
+        assert client.chat.completions.with_raw_response.create(**CHAT).headers["cf-aig-cache-status"] == "HIT"
+        assert chat_requests(fake_upstream) == 1
+        purged = httpx.delete(f"{server.url}/admin/cache", params={"provider": "openai"})
+        assert purged.status_code == 200 and purged.json()["result"]["purged"] >= 1, purged.text
+        assert client.chat.completions.with_raw_response.create(**CHAT).headers["cf-aig-cache-status"] == "MISS"
+    assert chat_requests(fake_upstream) == 2

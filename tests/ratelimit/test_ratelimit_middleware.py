@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,7 +18,7 @@ from aigw_asgi._asgi import lifespan_loop
 from aigw_asgi.config import RateLimitConfig, RateLimitRule
 from aigw_asgi.context import RequestContext, ensure_context
 from aigw_asgi.ratelimit import RateLimitMiddleware
-from tests.servers import RedisServer, ServerThread, _redis_command
+from tests.servers import RedisClusterServer, RedisServer, ServerThread
 
 
 class Inner:
@@ -234,35 +231,6 @@ def test_redis_outage_fails_open_or_closed(
     time.sleep(0.25)  # > outage_backoff_s: the next request probes Redis again
     assert statuses(url, 3) == [200, 200, 429]
     assert inner.calls == 2 + (5 if fail_open else 0) + 2
-
-
-class RedisClusterServer(RedisServer):
-    """A one-node Redis Cluster owning every slot: cluster rules (CROSSSLOT, MOVED) are enforced."""
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        nodes = os.path.join(self._dir, f"nodes-{self.port}.conf")
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        args += ["--dir", self._dir, "--logfile", self._log_path, "--cluster-enabled", "yes"]
-        args += ["--cluster-config-file", nodes]
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def start(self) -> RedisClusterServer:
-        super().start()
-        _redis_command(self.port, "CLUSTER", "ADDSLOTSRANGE", "0", "16383")
-        deadline = time.monotonic() + 10
-        while b"cluster_state:ok" not in _redis_command(self.port, "CLUSTER", "INFO"):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"cluster did not come up: {self.log_tail()}")
-            time.sleep(0.05)
-        return self
-
-
-@pytest.fixture(scope="module")
-def redis_cluster() -> Iterator[RedisClusterServer]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server not installed")
-    with RedisClusterServer() as server:
-        yield server
 
 
 @pytest.mark.parametrize("technique", ["fixed", "sliding"])
