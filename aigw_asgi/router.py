@@ -36,7 +36,8 @@ from .errors import (
 )
 from .options import RequestOptions
 from .providers.registry import Provider, ProviderRegistry, join_url, model_from
-from .providers.usage import StreamTracker, error_event, usage_from_json
+from .providers.stream import StreamTracker, error_event
+from .providers.usage import usage_from_json
 from .routing.retry import next_retry_delay, retry_policy
 from .transport import Transport, UpstreamResponse, UpstreamStreamError, make_transport
 

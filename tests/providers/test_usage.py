@@ -11,7 +11,8 @@ import pytest
 from aigw_asgi.context import Usage
 from aigw_asgi.providers import usage as usage_module
 from aigw_asgi.providers.sse import SSEParser
-from aigw_asgi.providers.usage import StreamTracker, error_event, usage_from_json
+from aigw_asgi.providers.stream import StreamTracker, error_event
+from aigw_asgi.providers.usage import usage_from_json
 
 # -- captured-shape answers --------------------------------------------------------------------------
 
@@ -155,8 +156,7 @@ def test_gemini_json_array_stream_and_zero_output() -> None:
     ]  # fmt: skip
     assert usage_from_json("gemini", json.dumps(chunks).encode()) == ("gemini-2.0-flash", Usage(4, 2))
     blocked = (
-        b'{"promptFeedback":{"blockReason":"SAFETY"},'
-        + b'"usageMetadata":{"promptTokenCount":8,"totalTokenCount":8}}'
+        b'{"promptFeedback":{"blockReason":"SAFETY"},' + b'"usageMetadata":{"promptTokenCount":8,"totalTokenCount":8}}'
     )
     assert usage_from_json("gemini", blocked) == (None, Usage(8, 0))  # proto3 JSON omits zero counts
 
@@ -219,9 +219,7 @@ OPENAI_USAGE_CHUNK = (
     b'"rejected_prediction_tokens":0}}}\n\n'
 )
 OPENAI_STREAM = (
-    b"data: "
-    + OPENAI_HEAD
-    + b'"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
+    b"data: " + OPENAI_HEAD + b'"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
     b'"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
     b"data: " + OPENAI_HEAD + b'"choices":[{"index":0,"delta":{"content":"Say \\"usage\\":{ or \\"error\\""},'
     b'"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
@@ -626,8 +624,7 @@ def test_anthropic_without_event_lines() -> None:
         ),
         (
             "ollama",
-            OLLAMA_STREAM.split(b"\n")[0]
-            + b'\n{"error":"an error was encountered while running the model"}\n',
+            OLLAMA_STREAM.split(b"\n")[0] + b'\n{"error":"an error was encountered while running the model"}\n',
             "an error was encountered while running the model",
         ),
     ],  # fmt: skip
