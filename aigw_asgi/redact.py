@@ -70,40 +70,61 @@ SECRET_SUBPROTOCOL_PREFIXES = ("cf-aig-authorization.", "xi-api-key.", "fal-api-
 
 _MIN_SECRET_LEN = 6  # shorter "secrets" would redact ordinary words; config asks for >= 8 anyway
 
-# The generic secret shapes, each guarded by substrings every match must contain: a body that
-# holds none of them (most bodies) skips the regex. ``folded`` guards are looked for in the
-# lowercased text (for the case-insensitive patterns, and only in ASCII text: Unicode case folding
-# has equivalences ``str.lower`` does not make, e.g. "ſ" ~ "s").
-_PATTERNS: list[tuple[re.Pattern[str], str, tuple[str, ...], bool]] = [
-    # Authorization values: "Bearer sk-…", "Basic dXNlcjpwYXNz" (not "Token limit", "basic usage").
-    (re.compile(r"\b(Bearer)\s+[A-Za-z0-9._~+/=:\-]+", re.IGNORECASE), rf"\1 {REDACTED}", ("bearer",), True),
-    (re.compile(r"\b(Basic)\s+[A-Za-z0-9+/]{12,}={0,2}"), rf"\1 {REDACTED}", ("Basic",), False),
-    # Query-string credentials inside URLs or text: ?key=…, &api_key=…
-    (
-        re.compile(r"([?&;](?:" + "|".join(re.escape(p) for p in sorted(SECRET_QUERY_PARAMS)) + r")=)[^&#\s\"'<>]*"),
-        rf"\1{REDACTED}",
-        ("=",),
-        False,
-    ),
-    # JSON or header-dict entries: "x-api-key": "…", "apiKey": "…", 'Authorization': '…'
-    (
-        re.compile(
-            r"""(["'](?:[\w-]*api[-_]?key|authorization|cf-aig-authorization|proxy-authorization|"""
-            r"""x-goog-api-key|access[-_]?token|secret|password)["']\s*:\s*["'])[^"']*""",
-            re.IGNORECASE,
-        ),
-        rf"\1{REDACTED}",
-        tuple(f"{word}{quote}" for word in ("key", "authorization", "token", "secret", "password") for quote in "\"'"),
-        True,
-    ),
-    # Token entries of a Sec-WebSocket-Protocol list.
-    (
-        re.compile(r"((?:" + "|".join(re.escape(p) for p in SECRET_SUBPROTOCOL_PREFIXES) + r"))[^,\s\"']+"),
-        rf"\1{REDACTED}",
-        SECRET_SUBPROTOCOL_PREFIXES,
-        False,
-    ),
-]
+# The generic secret shapes. `_generic` runs each only when the text holds a substring that every
+# match of it contains (a body holding none of them, most bodies, costs a few substring searches).
+_BEARER = re.compile(r"\b(Bearer)\s+[A-Za-z0-9._~+/=:\-]+", re.IGNORECASE)  # "Bearer sk-…"
+_BASIC = re.compile(r"\b(Basic)\s+[A-Za-z0-9+/]{12,}={0,2}")  # "Basic dXNlcjpwYXNz", not "basic usage"
+# Query-string credentials inside URLs or text: ?key=…, &api_key=…
+_QUERY = re.compile(r"([?&;](?:" + "|".join(re.escape(p) for p in sorted(SECRET_QUERY_PARAMS)) + r")=)[^&#\s\"'<>]*")
+# JSON or header-dict entries: "x-api-key": "…", "apiKey": "…", 'Authorization': '…'
+_ENTRY = re.compile(
+    r"""(["'](?:[\w-]*api[-_]?key|authorization|cf-aig-authorization|proxy-authorization|"""
+    r"""x-goog-api-key|access[-_]?token|secret|password)["']\s*:\s*["'])[^"']*""",
+    re.IGNORECASE,
+)
+# Token entries of a Sec-WebSocket-Protocol list.
+_SUBPROTOCOL = re.compile(r"((?:" + "|".join(re.escape(p) for p in SECRET_SUBPROTOCOL_PREFIXES) + r"))[^,\s\"']+")
+
+# The non-ASCII characters re.IGNORECASE matches to an ASCII letter where ``str.lower`` does not
+# give that letter (checked by a test against `re`): folded through this table, a text contains
+# the lowercase word of every case-insensitive match.
+_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _fold(text: str) -> str:
+    return text.lower() if text.isascii() else text.translate(_FOLD).lower()
+
+
+def _generic(text: str) -> str:
+    """``text`` with the generic secret shapes replaced; each regex runs only behind its guard."""
+    folded = _fold(text)
+    if "bearer" in folded:
+        text = _BEARER.sub(rf"\1 {REDACTED}", text)
+        folded = _fold(text)
+    if "Basic" in text:
+        text = _BASIC.sub(rf"\1 {REDACTED}", text)
+        folded = _fold(text)
+    if "=" in text:
+        text = _QUERY.sub(rf"\1{REDACTED}", text)
+        folded = _fold(text)
+    key = "key" in folded
+    auth = "authorization" in folded
+    if (
+        (key and ('key"' in folded or "key'" in folded))
+        or auth
+        or ("token" in folded and ('token"' in folded or "token'" in folded))
+        or "secret" in folded
+        or "password" in folded
+    ):
+        text = _ENTRY.sub(rf"\1{REDACTED}", text)
+        folded = _fold(text)
+        key = "key" in folded
+        auth = "authorization" in folded
+    # The subprotocol prefixes: xi-api-key. fal-api-key. cf-aig-authorization.
+    if (key and "api-key." in text) or (auth and "authorization." in text):
+        text = _SUBPROTOCOL.sub(rf"\1{REDACTED}", text)
+    return text
+
 
 # Up to this many known secrets, each is looked for with ``in`` (a fast C search) and only the
 # ones found go through a regex; beyond it, one compiled alternation scans the text instead.
@@ -230,20 +251,7 @@ class Redactor:
         return Redactor(self._secrets | new) if new else self
 
     def __call__(self, text: str, extra: Iterable[str | None] = ()) -> str:
-        text = self._known_secrets(text, extra)
-        folded: str | None = None
-        ascii_only = text.isascii()
-        for pattern, repl, needles, fold in _PATTERNS:
-            if fold:
-                if ascii_only:
-                    if folded is None:
-                        folded = text.lower()
-                    if not any(n in folded for n in needles):
-                        continue
-            elif not any(n in text for n in needles):
-                continue
-            text, folded = pattern.sub(repl, text), None
-        return text
+        return _generic(self._known_secrets(text, extra))
 
     def _known_secrets(self, text: str, extra: Iterable[str | None]) -> str:
         known = self._secrets

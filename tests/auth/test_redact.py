@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -12,6 +13,7 @@ from aigw_asgi.redact import (
     REDACTED,
     RedactingFilter,
     Redactor,
+    _fold as _fold,
     config_secrets,
     is_secret_header,
     redact_headers,
@@ -151,6 +153,17 @@ def test_case_insensitive_shapes_in_non_ascii_text() -> None:
     # re.IGNORECASE matches "ſ" (long s) as "s"; the fast ASCII precheck must not skip such text.
     assert Redactor()('{"ſecret": "hunter2", "note": "é"}') == f'{{"ſecret": "{REDACTED}", "note": "é"}}'
     assert Redactor()("BEARER abc.def é") == f"BEARER {REDACTED} é"
+
+
+def test_fold_table_covers_every_case_insensitive_ascii_match() -> None:
+    # The guards look for lowercase words in `_fold(text)`: every character re.IGNORECASE matches
+    # to an ASCII letter must fold to that letter, or a guard could skip a real secret.
+    letter = re.compile("[a-z]", re.IGNORECASE)
+    for code in range(0x110000):
+        char = chr(code)
+        if letter.fullmatch(char):
+            assert re.fullmatch(re.escape(_fold(char)), char, re.IGNORECASE), hex(code)
+            assert _fold(char).isascii(), hex(code)
 
 
 def test_bytes_bodies() -> None:
