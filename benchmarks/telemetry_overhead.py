@@ -37,6 +37,7 @@ BENCH = Path("/work/shared/bench")
 BODY = (BENCH / "chat_body.json").read_bytes().strip()
 ANSWER = (BENCH / "upstream/payloads/chat.json").read_bytes()
 TOKEN = "bench-gateway-token-0123456789"
+BATCH = 200  # logs.batch_size
 
 
 class _Response:
@@ -68,15 +69,14 @@ class CannedTransport:
         return None
 
 
-def make_gateway(variant: str, db: str, n: int) -> Gateway:
+def make_gateway(variant: str, db: str) -> Gateway:
     data: dict[str, Any] = {
         "providers": {"openai": {"base_url": "http://127.0.0.1:9100/v1"}},
         "logs": {"enabled": False, "store": "memory://"},
         "telemetry": {"otel": False},
     }
     if variant == "telemetry":
-        # Requests arrive here far faster than over HTTP: a queue for all of them, so none is dropped.
-        data["logs"] = {"enabled": True, "store": f"sqlite:///{db}", "queue_size": n + 1000}
+        data["logs"] = {"enabled": True, "store": f"sqlite:///{db}"}
         data["telemetry"] = {"otel": True}
     return Gateway(config_from_dict(data), transport=CannedTransport())
 
@@ -123,7 +123,7 @@ async def _one(app: Any) -> None:
 async def run(variant: str, n: int) -> float:
     """CPU µs per request (all threads), rows flushed to the store before the clock stops."""
     with tempfile.TemporaryDirectory() as tmp:
-        gateway = make_gateway(variant, os.path.join(tmp, "bench.db"), n)
+        gateway = make_gateway(variant, os.path.join(tmp, "bench.db"))
         try:
             for _ in range(500):  # warm up: connections, the writer, memoised prices
                 await _one(gateway)
@@ -131,9 +131,13 @@ async def run(variant: str, n: int) -> float:
             await gateway.telemetry.flush()
             gc.collect()
             start = time.process_time()
-            for _ in range(n):
+            for i in range(n):
                 await _one(gateway)
                 await asyncio.sleep(0)  # a server yields between requests: let the writer run
+                if i % BATCH == BATCH - 1:
+                    # Steady state: the writer keeps up (a queue thousands deep would cost GC and
+                    # cache misses that a server keeping up never pays). One batch per BATCH rows.
+                    await gateway.telemetry.flush()
             await gateway.telemetry.flush()
             used = time.process_time() - start
             if variant == "telemetry":
@@ -150,7 +154,8 @@ def main() -> None:
         import cProfile
         import pstats
 
-        cProfile.run("asyncio.run(run('telemetry', n))", "/tmp/telemetry.prof")
+        # The event loop's side only (cProfile sees one thread); `py-spy record -t` sees both.
+        cProfile.runctx("asyncio.run(run('telemetry', n))", globals(), {"n": n}, "/tmp/telemetry.prof")
         pstats.Stats("/tmp/telemetry.prof").sort_stats("tottime").print_stats(30)
         return
     results: dict[str, float] = {}
