@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import propagate, trace
-from opentelemetry.metrics import MeterProvider, get_meter_provider
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_provider
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -100,13 +100,47 @@ class _HeaderGetter(Getter[Headers]):
 
 _GETTER = _HeaderGetter()
 
+try:
+    from opentelemetry.metrics import _internal as _metrics_api
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+except ImportError:  # pragma: no cover - a future API without it: never taken for idle
+    _metrics_api = None
+
+    class _ProxyMeterProvider:  # type: ignore[no-redef]
+        pass
+
+
+def _global_provider(module: Any, name: str, getter: Any) -> Any:
+    """The global provider if one is set, else ``None``. Reads the API's own module global: the
+    public getter also looks up an environment variable on every call (~0.6 µs, per request here);
+    it is only used if a future API renames the global."""
+    provider = getattr(module, name, getter)
+    return getter() if provider is getter else provider
+
+
+def _state(provider: Any, proxy: type, noop: type) -> bool | None:
+    """Whether a provider records: ``False`` for a no-op, ``True`` for an SDK's, ``None`` for the
+    API's global proxy (it records once an SDK is installed, maybe after the gateway was built:
+    `OTelRecorder._active` asks the global provider per request until it is set)."""
+    if isinstance(provider, proxy):
+        return None
+    return not isinstance(provider, noop)
+
+
+def _propagation_fields(textmap: Any) -> frozenset[bytes]:
+    """The header names a propagator reads (``traceparent``, ``tracestate``, ``baggage``…)."""
+    try:
+        return frozenset(f.lower().encode("latin-1") for f in textmap.fields)
+    except Exception:  # a propagator that does not list its fields: always extract
+        return frozenset()
+
 
 @dataclass(slots=True)
 class _Handle:
     """What `start` gives `finish`: the server span and a wall/perf_counter anchor taken together,
     so every perf_counter timing in the context converts to epoch nanoseconds consistently."""
 
-    span: Span
+    span: Span | None  # None: no tracer provider records spans (metrics only)
     wall_ns: int
     perf: float
 
@@ -129,6 +163,11 @@ class OTelRecorder:
         self.capture_content = self.config.capture_content
         tp = tracer_provider or trace.get_tracer_provider()
         mp = meter_provider or get_meter_provider()
+        # Whether spans / metrics go anywhere: see `_state`.
+        self._tracing = _state(tp, trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+        self._metering = _state(mp, _ProxyMeterProvider, NoOpMeterProvider)
+        self._textmap: Any = None
+        self._fields: frozenset[bytes] = frozenset()
         self.tracer = tp.get_tracer(_SCOPE, __version__)
         meter = mp.get_meter(_SCOPE, __version__)
         self.duration = meter.create_histogram(
@@ -157,10 +196,30 @@ class OTelRecorder:
 
     # -- request start ----------------------------------------------------------------------------
 
+    def _active(self) -> tuple[bool, bool]:
+        """(tracing, metering): whether an SDK would receive spans / metrics right now."""
+        tracing, metering = self._tracing, self._metering
+        if tracing is None:
+            provider = _global_provider(trace, "_TRACER_PROVIDER", trace.get_tracer_provider)
+            if provider is not None and _state(provider, trace.ProxyTracerProvider, trace.NoOpTracerProvider):
+                self._tracing = tracing = True  # a global provider is set once and for all
+        if metering is None:
+            provider = _global_provider(_metrics_api, "_METER_PROVIDER", get_meter_provider)
+            if provider is not None and _state(provider, _ProxyMeterProvider, NoOpMeterProvider):
+                self._metering = metering = True
+        return bool(tracing), bool(metering)
+
     def start(self, ctx: RequestContext, scope: dict[str, Any]) -> _Handle | None:
-        """Open the SERVER span (named ``{method}`` until the route is known at `finish`)."""
+        """Open the SERVER span (named ``{method}`` until the route is known at `finish`).
+
+        ``None`` (and `finish` does nothing) when neither spans nor metrics would go anywhere:
+        with the OpenTelemetry API alone, no SDK, a request costs two ``isinstance`` checks.
+        """
         if not self.enabled:
             return None
+        tracing, metering = self._active()
+        if not tracing:
+            return _Handle(None, time.time_ns(), time.perf_counter()) if metering else None
         perf, wall_ns = time.perf_counter(), time.time_ns()
         attributes: dict[str, Any] = {
             sc.HTTP_REQUEST_METHOD: ctx.method,
@@ -202,6 +261,12 @@ class OTelRecorder:
             return trace.set_span_in_context(NonRecordingSpan(parent))
         if trace.get_current_span().get_span_context().is_valid:
             return None  # start_span uses the current context
+        textmap = propagate.get_global_textmap()
+        if textmap is not self._textmap:
+            self._textmap, self._fields = textmap, _propagation_fields(textmap)
+        fields = self._fields
+        if fields and not any(key in fields for key, _ in ctx.headers):
+            return None  # no propagation header: a root span (what extracting nothing gives)
         return propagate.extract(ctx.headers, getter=_GETTER)
 
     def record(self, ctx: RequestContext, scope: dict[str, Any] | None = None) -> None:
@@ -219,12 +284,13 @@ class OTelRecorder:
         span = handle.span
         try:
             answer = ctx.children[-1] if ctx.children else ctx
-            recording = span.is_recording()
-            parent = trace.set_span_in_context(span)
+            recording = span is not None and span.is_recording()
+            parent = trace.set_span_in_context(span) if recording else None
             for part in ctx.children or (ctx,):  # a universal request calls upstream only in its steps
                 if part.upstream_host is not None and part.cache_status != "HIT":
                     self._upstream(handle, part, parent, recording)
-            self._server(span, ctx, answer, recording)
+            if span is not None:
+                self._server(span, ctx, answer, recording)
             requests = {sc.AIGW_CACHE_STATUS: ctx.cache_status}
             if ctx.status_code is not None:
                 requests[sc.HTTP_RESPONSE_STATUS_CODE] = ctx.status_code
@@ -237,7 +303,8 @@ class OTelRecorder:
         except Exception:  # telemetry must never break a request that has already been answered
             logger.exception("aigw: could not record OpenTelemetry data")
         finally:
-            span.end(end_time=end_ns)
+            if span is not None:
+                span.end(end_time=end_ns)
 
     def _server(self, span: Span, ctx: RequestContext, answer: RequestContext, recording: bool) -> None:
         status = ctx.status_code

@@ -6,6 +6,8 @@ Providers are built per test and injected; the global OTel providers are never s
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -391,7 +393,46 @@ def test_global_noop_providers_by_default() -> None:
     ctx, scope = request()
     handle = recorder.start(ctx, scope)
     recorder.finish(handle, answered(ctx))
-    assert handle is not None and not handle.span.is_recording()
+    assert handle is None  # nothing would record: no span is even started
+
+
+_LATE_SDK = """
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from aigw_asgi.config import TelemetryConfig
+from aigw_asgi.context import ensure_context
+from aigw_asgi.telemetry.otel import OTelRecorder
+
+def request():
+    scope = {"type": "http", "method": "POST", "path": "/openai/v1/chat/completions", "headers": []}
+    ctx = ensure_context(scope, "gw")
+    ctx.provider, ctx.endpoint, ctx.upstream_host, ctx.status_code = "openai", "v1/chat/completions", "x", 200
+    return ctx, scope
+
+recorder = OTelRecorder(TelemetryConfig())
+ctx, scope = request()
+assert recorder.start(ctx, scope) is None
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+ctx, scope = request()
+handle = recorder.start(ctx, scope)
+assert handle is not None and handle.span is None, handle
+recorder.finish(handle, ctx)
+data = reader.get_metrics_data()
+print(sorted({m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}))
+"""
+
+
+def test_sdk_installed_after_the_recorder_is_built() -> None:
+    """The global proxies are asked per request: `aigw serve` or the host may install the SDK after
+    the gateway was built. A metrics-only SDK gets its metrics without any span being made.
+    (In a subprocess: a global provider can be set only once per process.)"""
+    out = subprocess.run([sys.executable, "-c", _LATE_SDK], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    names = json.loads(out.stdout.replace("'", '"'))
+    assert sc.METRIC_REQUESTS in names and sc.METRIC_OPERATION_DURATION in names
 
 
 @pytest.mark.parametrize(
