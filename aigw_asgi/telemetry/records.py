@@ -15,13 +15,14 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GatewayError
+from ..redact import request_secrets
+from .cost import compute_cost
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Iterable
 
     from ..context import Attempt, RequestContext
     from ..redact import Redactor
@@ -133,17 +134,15 @@ def records_from_context(ctx: RequestContext, settings: RecordSettings) -> list[
         return []
     payload = settings.collect_payload and (options is None or options.collect_log_payload is not False)
     redactor = settings.redactor
-    if redactor is not None:
-        from ..redact import request_secrets
-
-        # The credentials this request carried: looked for as plain strings, nothing compiled.
-        redactor = partial(redactor, extra=request_secrets(ctx))
-    request_body = _redacted(body_text(ctx.body, settings.max_body_bytes), redactor) if payload else None
+    # The credentials this request carried, redacted too: looked for as plain strings, nothing compiled.
+    extra = request_secrets(ctx) if redactor is not None else ()
+    cap = settings.max_body_bytes
+    request_body = _redacted(body_text(ctx.body, cap), redactor, extra) if payload else None
     metadata = dict(ctx.metadata) or None
     base_perf = ctx.attempts[0].started if ctx.attempts else ctx.started
 
     rows = [
-        _attempt_row(ctx, a, settings, base_perf, metadata, request_body if payload else None, payload, redactor)
+        _attempt_row(ctx, a, settings, base_perf, metadata, request_body, payload, redactor, extra)
         for a in ctx.attempts
     ]
     status = ctx.status_code
@@ -176,14 +175,14 @@ def records_from_context(ctx: RequestContext, settings: RecordSettings) -> list[
         token_name=ctx.token_name,
         client_ip=ctx.client_ip,
         user_agent=ctx.user_agent,
-        error=_redacted(error, redactor),
+        error=_redacted(error, redactor, extra),
         error_type=ctx.error_type,
         stream=ctx.stream,
         cache_status=ctx.cache_status,
         cache_key=ctx.cache_key,
         rate_limited_by=ctx.rate_limited_by,
         request_body=request_body,
-        response_body=_redacted(body_text(ctx.response_body, settings.max_body_bytes), redactor) if payload else None,
+        response_body=_redacted(body_text(ctx.response_body, cap), redactor, extra) if payload else None,
     )
     rows.append(row)
     return rows
@@ -197,10 +196,9 @@ def _attempt_row(
     metadata: dict[str, Any] | None,
     request_body: str | None,
     payload: bool,
-    redactor: Callable[[str], str] | None,
+    redactor: Redactor | None,
+    extra: Iterable[str],
 ) -> LogRecord:
-    from .cost import compute_cost
-
     cost, custom = compute_cost(a.usage, settings.prices.price_for(a.model, a.provider), custom=_custom(ctx))
     return LogRecord(
         id=a.log_id,
@@ -228,11 +226,13 @@ def _attempt_row(
         token_name=ctx.token_name,
         client_ip=ctx.client_ip,
         user_agent=ctx.user_agent,
-        error=_redacted(a.error, redactor),
+        error=_redacted(a.error, redactor, extra),
         error_type=a.error_type,
         cache_status=ctx.cache_status,
         request_body=request_body,
-        response_body=_redacted(body_text(a.response_body, settings.max_body_bytes), redactor) if payload else None,
+        response_body=(
+            _redacted(body_text(a.response_body, settings.max_body_bytes), redactor, extra) if payload else None
+        ),
     )
 
 
@@ -242,8 +242,6 @@ def apply_cost(ctx: RequestContext, prices: PriceTable) -> None:
     Runs on the request path before the OTel recorder finishes, so spans carry the cost too:
     it is a memoised dict lookup and a few multiplications.
     """
-    from .cost import compute_cost
-
     if ctx.children:
         costs = []
         for child in ctx.children:
@@ -275,7 +273,7 @@ def _ms(end: float | None, start: float | None) -> float | None:
     return round(max(end - start, 0.0) * 1000, 3)
 
 
-def _redacted(text: str | None, redactor: Callable[[str], str] | None) -> str | None:
+def _redacted(text: str | None, redactor: Redactor | None, extra: Iterable[str]) -> str | None:
     if text is None or redactor is None:
         return text
-    return redactor(text)
+    return redactor(text, extra)

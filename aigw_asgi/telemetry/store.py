@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from operator import attrgetter
 from typing import Any, Protocol, runtime_checkable
 
 from ..config import LogsConfig
@@ -183,16 +184,16 @@ _SQL_ORDER = {**{n: n for n in _NAMES}, "total_tokens": "(COALESCE(tokens_in, 0)
 _COUNT_RESYNC_S = 30.0  # other processes may share the file: re-count now and then
 
 
+_ROW = attrgetter(*_NAMES)  # one C call for the whole row (bools bind as 0/1: bool is an int)
+_METADATA = _NAMES.index("metadata")
+
+
 def _to_sql(r: LogRecord) -> tuple[Any, ...]:
-    out = []
-    for name in _NAMES:
-        value = getattr(r, name)
-        if name == "metadata":
-            value = json.dumps(value, separators=(",", ":")) if value else None
-        elif name in _BOOLS:
-            value = int(bool(value))
-        out.append(value)
-    return tuple(out)
+    row: tuple[Any, ...] = _ROW(r)
+    if r.metadata is not None:
+        meta = json.dumps(r.metadata, separators=(",", ":")) if r.metadata else None
+        row = (*row[:_METADATA], meta, *row[_METADATA + 1 :])
+    return row
 
 
 def _from_sql(row: Sequence[Any], bodies: tuple[str | None, str | None] | None = None) -> LogRecord:
