@@ -95,6 +95,17 @@ def _bad(where: str, why: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid universal request: {where}: {why}")
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
+def _field(where: str, key: str) -> str:
+    """``steps[0].extra``; a key that is not a plain name is quoted (``steps[0][""]``, capped), so
+    the path stays readable and an empty, huge or ``": "``-laden key cannot garble the message."""
+    if _PLAIN_KEY.fullmatch(key):
+        return f"{where}.{key}"
+    return f"{where}[{json.dumps(key[:64])}]"
+
+
 def _check_endpoint(value: Any, where: str) -> str:
     """A relative URL path (plus optional query string) below the provider: never an escape."""
     if not isinstance(value, str) or not value:
@@ -165,7 +176,7 @@ def _config_headers(raw: Any, where: str) -> Headers:
                 raise _bad(f"{where}.backoff", "expected constant, linear or exponential")
             out.append((b"cf-aig-backoff", value.encode()))
         else:
-            raise _bad(f"{where}.{key}", "unknown key (known: requestTimeout, maxAttempts, retryDelay, backoff)")
+            raise _bad(_field(where, key), "unknown key (known: requestTimeout, maxAttempts, retryDelay, backoff)")
     return out
 
 
@@ -176,7 +187,7 @@ def parse_step(raw: Any, index: int, providers: Container[str], routes: Mapping[
         raise _bad(where, "expected an object")
     for key in raw:
         if key not in _STEP_KEYS:
-            raise _bad(f"{where}.{key}", "unknown key")
+            raise _bad(_field(where, key), "unknown key")
     provider = raw.get("provider")
     if not isinstance(provider, str) or not provider:
         raise _bad(f"{where}.provider", "expected a provider name")

@@ -100,6 +100,9 @@ def test_endpoint_query_string_is_kept() -> None:
         ([{**STEP, "config": {"timeout": 5}}], "steps[0].config.timeout"),
         ([{**STEP, "config": []}], "steps[0].config"),
         ([{**STEP, "extra": 1}], "steps[0].extra"),
+        ([{**STEP, "": 1}], 'steps[0][""]'),
+        ([{**STEP, "a: b": 1}], 'steps[0]["a: b"]'),
+        ([{**STEP, "config": {"": 5}}], 'steps[0].config[""]'),
         ([{**STEP, "method": "TRACE"}], "steps[0].method"),
         ([{**STEP, "provider": "dynamic/chat", "query": ["x"]}], "steps[0].query"),
     ],
@@ -109,6 +112,12 @@ def test_validation_errors_name_the_field(payload: Any, named: str) -> None:
         plan(payload)
     assert info.value.code == 2004
     assert f"{named}:" in info.value.message or f"{named}." in info.value.message, info.value.message
+
+
+def test_an_odd_unknown_key_is_quoted_and_capped() -> None:
+    with pytest.raises(InvalidRequest) as info:
+        plan([{**STEP, "k" * 10_000: 1}])
+    assert info.value.message == f'Invalid universal request: steps[0]["{"k" * 64}"]: unknown key'
 
 
 @pytest.mark.parametrize("provider", ["nope", "dynamic/nope", "custom-missing"])

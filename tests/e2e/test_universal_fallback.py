@@ -165,6 +165,14 @@ def test_bad_steps_are_400_naming_the_field(gateway, fake_upstream: RunningFake)
     assert fake_upstream.app.requests == []
 
 
+def test_an_empty_unknown_key_is_quoted_in_the_field_path(gateway, fake_upstream: RunningFake) -> None:
+    """Found by tests/robustness: ``{"": 1}`` was reported as "steps[0].: unknown key"."""
+    server, _ = gateway()
+    resp = post(server, {**chat(), "": 1})
+    assert resp.status_code == 400
+    assert resp.json()["error"][0]["message"] == 'Invalid universal request: steps[0][""]: unknown key'
+
+
 # -- fallback ---------------------------------------------------------------------------------------
 
 
