@@ -42,7 +42,7 @@ from .routing.balance import Route, compile_routes, is_target_failure
 MAX_STEPS = 16  # user steps per request; more is an amplification risk, not a use case
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _STEP_KEYS = frozenset({"provider", "endpoint", "headers", "query", "config", "method", "authorization"})
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # fullmatch only: "$" also matches before a final newline
 # Headers a step may not set and the client's headers may not pass on: the internal request's
 # framing is the gateway's own.
 _FRAMING = frozenset({b"content-length", b"content-type", b"transfer-encoding", b"expect", b"host", b"connection"})
@@ -150,7 +150,7 @@ def _step_headers(raw: Any, where: str) -> Headers:
         raise _bad(where, "expected an object of header names to values")
     out: Headers = []
     for name, value in raw.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             raise _bad(f"{where}", f"invalid header name {str(name)[:64]!r}")
         key = name.lower().encode()
         if key in _FRAMING:

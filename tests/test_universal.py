@@ -89,6 +89,7 @@ def test_endpoint_query_string_is_kept() -> None:
         ([{k: v for k, v in STEP.items() if k != "query"}], "steps[0].query"),
         ([{**STEP, "headers": ["a"]}], "steps[0].headers"),
         ([{**STEP, "headers": {"bad name": "x"}}], "steps[0].headers"),
+        ([{**STEP, "headers": {"x-a\n": "x"}}], "steps[0].headers"),  # "$" alone matched before a final newline
         ([{**STEP, "headers": {"x-a": "a\r\nb: c"}}], "steps[0].headers.x-a"),
         ([{**STEP, "headers": {"x-a": None}}], "steps[0].headers.x-a"),
         ([{**STEP, "headers": {"cf-aig-cache-ttl": "5"}}], "steps[0].headers"),

@@ -165,6 +165,17 @@ def test_bad_steps_are_400_naming_the_field(gateway, fake_upstream: RunningFake)
     assert fake_upstream.app.requests == []
 
 
+def test_a_step_header_name_ending_in_a_newline_is_a_400_not_a_500(gateway, fake_upstream: RunningFake) -> None:
+    """Found by tests/robustness: the name check's "$" matched before a final newline, so the name
+    reached aiohttp, which refuses it (header injection guard) -> an unhandled error, a 500."""
+    server, _ = gateway()
+    resp = post(server, chat(headers={"x-trace\n": "1"}))
+    assert resp.status_code == 400
+    error = resp.json()["error"][0]
+    assert error["code"] == 2004 and "steps[0].headers" in error["message"]
+    assert fake_upstream.app.requests == []
+
+
 def test_an_empty_unknown_key_is_quoted_in_the_field_path(gateway, fake_upstream: RunningFake) -> None:
     """Found by tests/robustness: ``{"": 1}`` was reported as "steps[0].: unknown key"."""
     server, _ = gateway()
