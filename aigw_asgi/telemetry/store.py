@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from itertools import chain
 from operator import attrgetter
 from typing import Any, Protocol, runtime_checkable
 
@@ -181,11 +183,20 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS logs_request_id ON logs (request_id)",
 ]
 _SQL_ORDER = {**{n: n for n in _NAMES}, "total_tokens": "(COALESCE(tokens_in, 0) + COALESCE(tokens_out, 0))"}
+_COLUMN_NAMES = tuple(_NAMES)
+_BODY_NAMES = ("id", "request_body", "response_body")
+_MAX_CHUNK_BITS = 8  # at most 256 rows per INSERT statement
 _COUNT_RESYNC_S = 30.0  # other processes may share the file: re-count now and then
 
 
 _ROW = attrgetter(*_NAMES)  # one C call for the whole row (bools bind as 0/1: bool is an int)
 _METADATA = _NAMES.index("metadata")
+
+
+@lru_cache(maxsize=32)
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    values = ", ".join([f"({', '.join('?' * len(columns))})"] * rows)
+    return f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES {values}"
 
 
 def _to_sql(r: LogRecord) -> tuple[Any, ...]:
@@ -274,6 +285,7 @@ class SQLiteLogStore:
         self._conn: Any = None
         self._count: int | None = None
         self._counted_at = 0.0
+        self._chunk = 1
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         if self._executor is None:
@@ -297,6 +309,9 @@ class SQLiteLogStore:
                     conn.execute(f"ALTER TABLE logs ADD COLUMN {name} {kind}")
             for statement in _SCHEMA[2:]:  # indexes, once their columns exist
                 conn.execute(statement)
+            # Rows per INSERT statement: a power of two within the bound-parameter limit.
+            limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_NAMES)
+            self._chunk = 1 << min(max(limit, 1).bit_length() - 1, _MAX_CHUNK_BITS)
             self._conn = conn
         return self._conn
 
@@ -312,6 +327,28 @@ class SQLiteLogStore:
     async def write(self, records: Sequence[LogRecord]) -> int:
         return int(await self._run(self._write, list(records)))
 
+    async def write_built(self, build: Callable[[], list[LogRecord]]) -> int:
+        """Build the rows and write them in one trip to the store's thread (`write` needs two:
+        one to build off the event loop, one to write)."""
+        return int(await self._run(lambda: self._write(build())))
+
+    def _insert(self, db: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """``INSERT OR IGNORE`` of many rows with few statements.
+
+        Why not ``executemany``: it releases and retakes the GIL around every row's step. While
+        the event loop keeps the GIL busy, each retake waits for the interpreter's switch interval
+        (5 ms), so a 200-row batch took a second and, under load, the log queue overflowed. One
+        multi-row ``VALUES`` statement is one step; chunk sizes are powers of two so at most a
+        handful of statements (each prepared once and cached by sqlite3) cover any batch.
+        """
+        size = self._chunk
+        start = 0
+        while start < len(rows):
+            while size > len(rows) - start:
+                size //= 2
+            db.execute(_insert_sql(table, columns, size), list(chain.from_iterable(rows[start : start + size])))
+            start += size
+
     def _write(self, records: list[LogRecord]) -> int:
         db = self._db()
         if self.strategy == "STOP_INSERTING":
@@ -320,20 +357,20 @@ class SQLiteLogStore:
             records = records[:room]
         if not records:
             return 0
-        placeholders = ", ".join("?" * len(_NAMES))
         count = self._rows(db)
+        rows = [_to_sql(r) for r in records]
+        bodies = [
+            (r.id, r.request_body, r.response_body)
+            for r in records
+            if r.request_body is not None or r.response_body is not None
+        ]
         db.execute("BEGIN")
         try:
             before = db.total_changes
-            db.executemany(f"INSERT OR IGNORE INTO logs ({_SELECT}) VALUES ({placeholders})", map(_to_sql, records))
+            self._insert(db, "logs", _COLUMN_NAMES, rows)
             written = db.total_changes - before
-            bodies = [
-                (r.id, r.request_body, r.response_body)
-                for r in records
-                if r.request_body is not None or r.response_body is not None
-            ]
             if bodies:
-                db.executemany("INSERT OR IGNORE INTO log_bodies VALUES (?, ?, ?)", bodies)
+                self._insert(db, "log_bodies", _BODY_NAMES, bodies)
             count += written
             if self.strategy == "DELETE_OLDEST" and count > self.max_logs:
                 excess = count - self.max_logs

@@ -265,3 +265,33 @@ async def test_sqlite_adds_columns_an_older_file_lacks(tmp_path: Path) -> None:
         assert got is not None and got.cache_key == "openai:abc"
     finally:
         await store.aclose()
+
+
+@pytest.mark.parametrize("limit", [None, 70])
+async def test_sqlite_batches_of_any_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int | None) -> None:
+    """Batches go in as multi-row INSERTs in power-of-two chunks (``limit``: a build of SQLite
+    allowing only 70 bound parameters, i.e. two rows per statement); duplicates are ignored."""
+    import sqlite3
+
+    if limit is not None:
+        real_connect = sqlite3.connect
+
+        def connect(*args: Any, **kwargs: Any) -> Any:
+            conn = real_connect(*args, **kwargs)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+            return conn
+
+        monkeypatch.setattr(sqlite3, "connect", connect)
+    store = SQLiteLogStore(str(tmp_path / "batches.db"))
+    try:
+        written = 0
+        for size in (1, 3, 200, 517):
+            batch = [row(i, metadata={"n": i} if i % 2 else None) for i in range(size)]
+            written += await store.write([*batch, batch[0]])  # a duplicate id: ignored
+            got = await store.get(batch[-1].id, bodies=True)
+            assert got is not None and got.request_body == f'{{"n":{size - 1}}}'
+            assert got.metadata == ({"n": size - 1} if (size - 1) % 2 else None)
+        assert written == 1 + 3 + 200 + 517 == await store.count()
+        assert store._chunk == (2 if limit else 256)
+    finally:
+        await store.aclose()
