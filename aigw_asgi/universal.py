@@ -201,7 +201,7 @@ def parse_step(raw: Any, index: int, providers: Container[str], routes: Mapping[
     if endpoint is not None or not dynamic:
         endpoint = _check_endpoint(endpoint, f"{where}.endpoint")
     method = raw.get("method", "POST")
-    if method not in _METHODS:
+    if not isinstance(method, str) or method not in _METHODS:  # a list or object is unhashable
         raise _bad(f"{where}.method", f"expected one of {', '.join(sorted(_METHODS))}")
     headers = _step_headers(raw.get("headers"), f"{where}.headers")
     authorization = raw.get("authorization")  # legacy field: the provider's Authorization value

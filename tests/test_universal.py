@@ -105,6 +105,8 @@ def test_endpoint_query_string_is_kept() -> None:
         ([{**STEP, "a: b": 1}], 'steps[0]["a: b"]'),
         ([{**STEP, "config": {"": 5}}], 'steps[0].config[""]'),
         ([{**STEP, "method": "TRACE"}], "steps[0].method"),
+        ([{**STEP, "method": ["POST"]}], "steps[0].method"),  # unhashable: was a TypeError, a 500
+        ([{**STEP, "method": {}}], "steps[0].method"),
         ([{**STEP, "provider": "dynamic/chat", "query": ["x"]}], "steps[0].query"),
     ],
 )

@@ -176,6 +176,15 @@ def test_a_step_header_name_ending_in_a_newline_is_a_400_not_a_500(gateway, fake
     assert fake_upstream.app.requests == []
 
 
+def test_a_method_that_is_not_a_string_is_a_400_not_a_500(gateway, fake_upstream: RunningFake) -> None:
+    """Found by tests/robustness: ``"method": []`` met a set lookup, an unhandled TypeError."""
+    server, _ = gateway()
+    resp = post(server, chat(method=["POST"]))
+    assert resp.status_code == 400
+    error = resp.json()["error"][0]
+    assert error["code"] == 2004 and "steps[0].method" in error["message"]
+
+
 def test_an_empty_unknown_key_is_quoted_in_the_field_path(gateway, fake_upstream: RunningFake) -> None:
     """Found by tests/robustness: ``{"": 1}`` was reported as "steps[0].: unknown key"."""
     server, _ = gateway()
