@@ -32,6 +32,13 @@ PATCHABLE = ("feedback", "score", "metadata")
 
 @runtime_checkable
 class LogStore(Protocol):
+    """What the telemetry writer and the admin API need from a store.
+
+    Optional: ``async write_built(build) -> int``, for a store with a thread of its own: it calls
+    ``build()`` (which turns queued requests into rows) on that thread and writes the result, so a
+    batch costs one thread handoff instead of two (see `SQLiteLogStore`).
+    """
+
     kind: str
     refused: int  # rows not stored because the store was full (STOP_INSERTING)
 
