@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ._asgi import ASGIApp, Receive, Scope, Send, read_body, replay_receive, set_headers
+from ._asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, read_body, replay_receive, set_headers
 from .config import Config
 from .context import Headers, RequestContext, ensure_context
 from .errors import ConfigError, GatewayError, InvalidProvider, InvalidRequest, UpstreamError, send_error
@@ -459,6 +459,9 @@ class UniversalMiddleware:
             ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
             ctx.error_type = type(exc).__name__
             await send_error(send, exc, ctx.response_headers())
+            return
+        except ClientDisconnected:  # gone before its body was complete: nobody to answer, not our error
+            ctx.status_code, ctx.error, ctx.error_type = 499, "client disconnected", "client_disconnect"
             return
         await self.runner.run_steps(ctx, scope, plan, receive, send)
 

@@ -155,3 +155,47 @@ def test_a_target_endpoint_beats_the_steps_and_a_dynamic_step_needs_one() -> Non
 def test_get_steps_need_no_query() -> None:
     [planned] = plan({"provider": "openai", "endpoint": "models", "method": "GET"})
     assert (planned.method, planned.body) == ("GET", b"")
+
+
+@pytest.mark.parametrize("path", ["/", "/dynamic/chat/chat/completions"])
+async def test_a_client_gone_before_its_body_ended_is_a_499_not_an_unhandled_error(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by tests/robustness: read_body's ClientDisconnected escaped the universal layer, so the
+    gateway logged an "unhandled error" with a traceback and recorded a 500 for a vanished client."""
+    from aigw_asgi import Gateway
+    from aigw_asgi.config import config_from_dict
+
+    gateway = Gateway(
+        config_from_dict(
+            {
+                "logs": {"store": "memory://"},
+                "routes": {"chat": {"targets": [{"provider": "openai", "model": "m"}]}},
+            }
+        )
+    )
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [],
+        "client": ("127.0.0.1", 1),
+    }
+    messages = [{"type": "http.request", "body": b'[{"provider":', "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    try:
+        await gateway(scope, receive, send)
+    finally:
+        await gateway.aclose()
+    assert sent == []
+    assert scope["state"]["aigw"].status_code == 499
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
