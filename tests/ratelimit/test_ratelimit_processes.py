@@ -64,6 +64,9 @@ period = {PERIOD}
 technique = "{technique}"
 storage = "{redis_url}"
 fail_open = false
+# Exactness is the point here, not outages: a slow first Redis round-trip in a freshly
+# started process (connect, Lua script load) on a busy machine must not read as "store down".
+timeout_ms = 5000
 
 [logs]
 store = "memory://"
