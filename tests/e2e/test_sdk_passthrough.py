@@ -48,7 +48,7 @@ def test_openai_stream_arrives_as_the_upstream_sends_it(make_gateway, fake_upstr
     # Each content chunk arrived on its own, about one chunk delay after the previous one —
     # nothing was held back until the end of the stream.
     gaps = [b - a for (a, _), (b, _) in zip(arrivals, arrivals[1:], strict=False)]
-    assert all(gap > 0.15 for gap in gaps), gaps
+    assert all(gap > 0.05 for gap in gaps), gaps  # buffered delivery would show ~0 gaps
     assert arrivals[-1][0] - arrivals[0][0] > 0.8
     # The gateway asked the upstream for usage, and hid the extra chunk from this client.
     assert fake_upstream.app.last.json["stream_options"] == {"include_usage": True}
