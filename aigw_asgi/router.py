@@ -32,6 +32,7 @@ from .errors import (
     NotFound,
     UnknownByokAlias,
     UpstreamError,
+    UpstreamUnreachable,
     send_error,
 )
 from .options import RequestOptions
@@ -415,7 +416,7 @@ class _BufferedResponse:
 
     @classmethod
     async def redacted(cls, resp: UpstreamResponse, secret: bytes) -> _BufferedResponse:
-        body = await _drain(resp, _MAX_USAGE_BODY)
+        body = await _drain(resp, _MAX_USAGE_BODY, whole=True)
         headers = [(k.lower(), v) for k, v in resp.headers]
         encoding = _header(headers, b"content-encoding")
         if encoding is not None:
@@ -432,8 +433,13 @@ class _BufferedResponse:
         return None
 
 
-async def _drain(resp: UpstreamResponse, cap: int) -> bytes:
-    """Read (and keep up to ``cap`` bytes of) an error answer we are about to retry."""
+async def _drain(resp: UpstreamResponse, cap: int, *, whole: bool = False) -> bytes:
+    """Read (and keep up to ``cap`` bytes of) an error answer.
+
+    ``whole``: the body will be relayed, so a break must not pass for the end of the body
+    (`UpstreamUnreachable`, answered as 502 before anything was sent); a body that is only kept
+    for the logs of a retried attempt may be cut short.
+    """
     chunks: list[bytes] = []
     size = 0
     try:
@@ -442,7 +448,8 @@ async def _drain(resp: UpstreamResponse, cap: int) -> bytes:
                 chunks.append(chunk)
                 size += len(chunk)
     except UpstreamStreamError:
-        pass
+        if whole:
+            raise UpstreamUnreachable("Failed to get response from provider (connection lost mid-body)") from None
     finally:
         await resp.aclose()
     return b"".join(chunks)[:cap]
