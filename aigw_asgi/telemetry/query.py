@@ -115,9 +115,13 @@ def _int(name: str, raw: str, lo: int, hi: int) -> int:
 def parse_time(name: str, raw: str) -> float:
     """ISO 8601 (``2025-01-31``, ``2025-01-31T12:00:00Z``) or epoch seconds."""
     try:
-        return float(raw)
+        seconds = float(raw)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):  # "nan" and "inf" parse as floats but are no time
+            raise InvalidRequest(f"Invalid query parameter {name}: expected ISO 8601 or epoch seconds")
+        return seconds
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
