@@ -100,8 +100,13 @@ def _invalid(why: str, event_id: str | None = None) -> FrameError:
 def _event_id(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_EVENT_ID:
         raise _invalid(f"eventId must be a non-empty string of at most {MAX_EVENT_ID} characters")
+    # It becomes the internal requests' cf-aig-event-id: header rules apply.
     if any(c in value for c in "\r\n\x00"):
         raise _invalid("eventId must not contain line breaks")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise _invalid("eventId must be latin-1 text") from None
     return value
 
 

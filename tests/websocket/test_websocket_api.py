@@ -377,3 +377,35 @@ def test_mounted_gateway_and_other_websocket_paths(make_gateway) -> None:
         with ws_connect(server, "/ai/openai/realtime"):
             pass
     assert refused.value.response.status_code == 403
+
+
+def test_each_message_is_traced_once(fake_upstream: RunningFake, serve) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from aigw_asgi import Gateway
+    from tests.conftest import gateway_config
+
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    server = serve(Gateway(gateway_config(fake_upstream.url), tracer_provider=tracer_provider))
+    fake_upstream.app.fail(500, times=None, model="broken")
+    with ws_connect(server) as ws:
+        ws.send(create([chat(None, model="broken"), chat(None)], eventId="traced"))
+        assert recv(ws)["metadata"]["step"] == "1"
+        ws.send(create(chat("traced-2", stream=True)))
+        assert recv_until(ws, lambda f: f["type"] == "universal.done")
+    deadline = time.monotonic() + 5
+    while len([s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]) < 2:
+        assert time.monotonic() < deadline, spans.get_finished_spans()
+        time.sleep(0.01)
+    finished = spans.get_finished_spans()
+    servers = [s for s in finished if s.kind == SpanKind.SERVER]
+    clients = [s for s in finished if s.kind == SpanKind.CLIENT]
+    assert len(servers) == 2 and len(clients) == 3  # one per message; one per upstream call
+    per_trace = sorted(sum(c.context.trace_id == s.context.trace_id for c in clients) for s in servers)
+    assert per_trace == [1, 2]  # the fallback message's two attempts sit in its own trace
+    tracer_provider.shutdown()
