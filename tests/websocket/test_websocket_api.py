@@ -409,3 +409,33 @@ def test_each_message_is_traced_once(fake_upstream: RunningFake, serve) -> None:
     per_trace = sorted(sum(c.context.trace_id == s.context.trace_id for c in clients) for s in servers)
     assert per_trace == [1, 2]  # the fallback message's two attempts sit in its own trace
     tracer_provider.shutdown()
+
+
+def test_stream_broken_midway_ends_with_an_error_frame(make_gateway) -> None:
+    _, server = make_gateway()
+    with ws_connect(server) as ws:
+        ws.send(create(chat("cut", stream=True, headers={"x-fake-break-after": "2"})))
+        frames = recv_until(ws, lambda f: f["type"] in ("universal.done", "universal.error"))
+        ws.send(create(chat("after")))  # the socket is fine
+        assert recv(ws)["type"] == "universal.created"
+    assert frames[0]["type"] == "universal.created"
+    last = frames[-1]
+    assert last["type"] == "universal.error" and last["error"]["code"] == 2005
+    assert last["metadata"]["eventId"] == "cut" and last["metadata"]["logId"] == frames[0]["metadata"]["logId"]
+    assert "done" not in {f["type"] for f in frames}
+    # Two upstream frames (the role chunk, chunk0), then the provider-format error event.
+    assert "".join(delta_text(f) for f in frames[1:-1] if "choices" in f["response"]) == "chunk0 "
+    assert "error" in frames[-2]["response"]
+
+
+def test_ndjson_stream_from_ollama(make_gateway) -> None:
+    _, server = make_gateway()
+    step = {"provider": "ollama", "endpoint": "api/chat", "query": {"model": "llama3", "messages": MESSAGES}}
+    with ws_connect(server) as ws:
+        ws.send(create(step, eventId="nd"))
+        frames = recv_until(ws, lambda f: f["type"] in ("universal.done", "universal.error"))
+    assert frames[0]["metadata"]["contentType"].startswith("application/x-ndjson")
+    assert frames[-1]["type"] == "universal.done"
+    pieces = [f["response"] for f in frames[1:-1]]
+    assert "".join(p["message"]["content"] for p in pieces) == "chunk0 chunk1 chunk2 chunk3 chunk4 "
+    assert pieces[-1]["done"] is True
