@@ -406,7 +406,9 @@ class _Session:
             exc = InvalidRequest(f"Invalid frame: eventId {create.event_id[:64]!r} is already in flight")
             await self.emit(error_frame(create.event_id, exc.code, exc.message))
             return
-        if len(self.tasks) >= self.api.max_in_flight:
+        # Counted by eventId, released synchronously when a message ends (a task's done callback
+        # runs a loop turn later: a client answering at once could otherwise be refused).
+        if len(self.in_flight) >= self.api.max_in_flight:
             exc = RateLimited(f"Too many requests in flight on this socket (limit {self.api.max_in_flight})")
             await self.emit(error_frame(create.event_id, exc.code, exc.message))
             return
