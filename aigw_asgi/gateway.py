@@ -2,7 +2,7 @@
 
     request ─▶ TelemetryMiddleware   times it, logs every attempt, spans and metrics
              ─▶ AuthMiddleware        gateway token (cache hits are authenticated too)
-             ─▶ UniversalMiddleware   POST / : runs each step through the stack below
+             ─▶ UniversalMiddleware   POST / and WebSocket GET /: each step through the stack below
              ─▶ CacheMiddleware       HIT answers here: logged, never rate-limited
              ─▶ RateLimitMiddleware   counts what reaches a provider
              ─▶ ProviderRouter        /{provider}/{path} pass-through, retries, usage
@@ -87,6 +87,10 @@ class Gateway:
             self.auth, self.config, store=log_store, tracer_provider=tracer_provider, meter_provider=meter_provider
         )
         self.app: ASGIApp = self.telemetry
+        # The WebSocket API's messages bypass the telemetry layer above it (one socket, many
+        # requests): it logs each message itself, and counts the upgrade on the rate limiter.
+        self.universal.websocket.telemetry = self.telemetry
+        self.universal.websocket.rate_limit = self.rate_limit
         self.admin = AdminGuard(AdminApp(self), self.config.gateway)
 
         mount = self.config.gateway.mount_path.rstrip("/")

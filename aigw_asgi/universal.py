@@ -18,7 +18,7 @@ order the route's selector chooses (routing/balance.py); ``POST /dynamic/NAME/{e
 same thing for provider-native clients (an SDK with ``base_url=".../dynamic/NAME"``).
 
 `StepRunner` does the work and knows nothing about where steps come from, so the WebSocket API
-(``GET /``) can run its ``universal.create`` messages through the very same path.
+(``GET /`` upgraded, websocket.py) runs its ``universal.create`` messages through the very same path.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .errors import ConfigError, GatewayError, InvalidProvider, InvalidRequest, 
 from .options import BACKOFFS, parse_options
 from .providers.registry import ProviderRegistry
 from .routing.balance import Route, compile_routes, is_target_failure
+from .websocket import WebSocketAPI
 
 MAX_STEPS = 16  # user steps per request; more is an amplification risk, not a use case
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -428,11 +429,16 @@ class UniversalMiddleware:
                 if target.provider not in self.providers:
                     raise ConfigError(f"routes.{name}.targets[{i}].provider: unknown provider {target.provider!r}")
         self.runner = StepRunner(app, self.providers, self.routes)
+        # GET / upgraded: `Gateway` wires its telemetry and rate limiter into it.
+        self.websocket = WebSocketAPI(self.runner, self.config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            # websocket: the WebSocket API (GET /) will run its messages through self.runner;
-            # until then, like lifespan, it passes through.
+            # websocket GET /: the WebSocket API runs its messages through self.runner. Other
+            # websocket paths (realtime pass-through) and lifespan pass through.
+            if scope["type"] == "websocket" and ensure_context(scope, self.gateway_id).path == "/":
+                await self.websocket(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         ctx = ensure_context(scope, self.gateway_id)

@@ -1,0 +1,618 @@
+"""The WebSocket API (SPEC §10): ``GET /`` upgraded, many universal requests on one socket.
+
+A client opens one socket and sends ``universal.create`` frames, each carrying what ``POST /``
+accepts (one step object, an array of steps, or a ``dynamic/NAME`` step) plus an ``eventId``.
+Every message runs through *the same code as the HTTP universal endpoint*: `StepRunner` turns
+it into internal HTTP requests through the inner stack (cache → rate limit → router), so
+caching, per-message rate limits, retries, fallback, BYOK keys and usage accounting are the
+HTTP path's own. The answer — an ASGI HTTP response — is translated into frames:
+
+* non-stream 2xx → ``universal.created`` with ``response`` (the provider's JSON);
+* stream 2xx (``text/event-stream`` or NDJSON) → ``universal.created`` without ``response``,
+  one ``universal.stream`` per event, then ``universal.done``;
+* anything else → ``universal.error`` (gateway errors keep their code, upstream errors carry the
+  upstream status as ``code``). The socket stays open.
+
+Design decisions (docs/websocket.md has the user-facing version):
+
+* **Contexts.** The upgrade has its own context (auth fills ``token_name``; the rate limiter
+  counts the upgrade once on it). Each message gets a *fresh root* `RequestContext` — its own
+  ``request_id``, ``event_id`` = the message's ``eventId`` — that inherits the socket's
+  identity (token, client IP, user agent) and whose headers are the session defaults (the
+  upgrade's ``cf-aig-*`` headers). It is not a child of the socket's context: ``parent`` means
+  "a step of a universal request" to telemetry, and a message *is* a universal request.
+* **Logs.** The internal requests never pass through `TelemetryMiddleware` (it sits above this
+  layer), so each finished message is handed to ``telemetry.submit`` and its OTel recorder
+  once: one row per attempt of each step, exactly as for ``POST /``. Frames refused before a
+  request exists (bad JSON, unknown type, size or in-flight caps) are not logged.
+* **Concurrency.** One task per message; sends are serialized by one lock per socket; a
+  client disconnect cancels every in-flight task (their upstream calls close with them) and
+  waits for them, so their rows are written with status 499.
+
+Frame parsing and the answer-to-frame translation are pure functions (`parse_frame`,
+`error_from_answer`, `decode_response`), unit-tested without a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from . import _json
+from ._asgi import Message, Receive, Scope, Send
+from .config import Config
+from .context import Headers, RequestContext, ensure_context
+from .errors import GatewayError, InvalidRequest, PayloadTooLarge, RateLimited, UpstreamError
+from .providers.sse import NDJSONParser, SSEParser
+from .transport import UpstreamStreamError
+
+if TYPE_CHECKING:
+    from .universal import StepRunner
+
+logger = logging.getLogger("aigw_asgi.websocket")
+
+__all__ = [
+    "Create",
+    "FrameError",
+    "WebSocketAPI",
+    "decode_response",
+    "error_from_answer",
+    "error_frame",
+    "parse_frame",
+    "session_headers",
+]
+
+DEFAULT_MAX_FRAME_BYTES = 1 << 20  # 1 MiB per client frame
+DEFAULT_MAX_IN_FLIGHT = 32  # concurrent requests per socket
+MAX_EVENT_ID = 256
+_MESSAGE_CHARS = 500  # error messages taken from upstream bodies are cut to this
+
+
+# -- frames (pure) ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Create:
+    """A valid ``universal.create`` frame: its ``eventId`` and the universal body to run."""
+
+    event_id: str
+    payload: Any  # what POST / accepts: a step object or an array of steps (eventId removed)
+
+
+class FrameError(Exception):
+    """A frame the gateway cannot run; answered with an error frame, the socket stays open."""
+
+    def __init__(self, error: GatewayError, event_id: str | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.event_id = event_id
+
+
+def _invalid(why: str, event_id: str | None = None) -> FrameError:
+    return FrameError(InvalidRequest(f"Invalid frame: {why}"), event_id)
+
+
+def _event_id(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_EVENT_ID:
+        raise _invalid(f"eventId must be a non-empty string of at most {MAX_EVENT_ID} characters")
+    # It becomes the internal requests' cf-aig-event-id: header rules apply.
+    if any(c in value for c in "\r\n\x00"):
+        raise _invalid("eventId must not contain line breaks")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise _invalid("eventId must be latin-1 text") from None
+    return value
+
+
+def _pop_event_id(step: Any) -> tuple[Any, Any]:
+    """The step without its ``eventId`` (a shallow copy; the caller's object is left alone)."""
+    if isinstance(step, dict) and "eventId" in step:
+        step = dict(step)
+        return step, step.pop("eventId")
+    return step, None
+
+
+def parse_frame(data: str | bytes) -> Create:
+    """Read a client frame; raise `FrameError` (code 2004, naming the problem) for anything else.
+
+    ``{"type": "universal.create", "request": {...step, "eventId"}}``; ``request`` may also be an
+    array of steps, with ``eventId`` on the frame itself or on a step (the first one found wins).
+    """
+    try:
+        frame = _json.loads(data)
+    except _json.JSONDecodeError:
+        raise _invalid("not JSON") from None
+    if not isinstance(frame, dict):
+        raise _invalid("expected a JSON object")
+    frame_id = raw_id = frame.get("eventId")
+    kind = frame.get("type")
+    request = frame.get("request")
+    if raw_id is None and isinstance(request, dict):
+        raw_id = request.get("eventId")
+    guess = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_EVENT_ID else None
+    if kind is None:
+        raise _invalid("missing type", guess)
+    if kind != "universal.create":
+        raise _invalid(f"unknown type {str(kind)[:64]!r} (expected 'universal.create')", guess)
+    if request is None:
+        raise _invalid("missing request", guess)
+    if isinstance(request, dict):
+        request, step_id = _pop_event_id(request)
+        raw_id = frame_id if frame_id is not None else step_id
+    elif isinstance(request, list):
+        steps = []
+        for step in request:
+            step, step_id = _pop_event_id(step)
+            if raw_id is None:
+                raw_id = step_id
+            steps.append(step)
+        request = steps
+    else:
+        raise _invalid("request must be a step object or an array of steps", guess)
+    if raw_id is None:
+        raise _invalid("missing eventId")
+    try:
+        event_id = _event_id(raw_id)
+    except FrameError as exc:
+        exc.event_id = guess
+        raise
+    return Create(event_id, request)
+
+
+def frame_size(message: Message) -> tuple[str | bytes, int]:
+    """The frame's data and its size in bytes (UTF-8 length of text frames, counted lazily)."""
+    text = message.get("text")
+    if text is not None:
+        n = len(text)
+        return text, n if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    data = message.get("bytes") or b""
+    return data, len(data)
+
+
+def session_headers(headers: Headers) -> Headers:
+    """The upgrade's ``cf-aig-*`` headers: every message's defaults (the gateway token excluded)."""
+    return [(k, v) for k, v in headers if k.startswith(b"cf-aig-") and k != b"cf-aig-authorization"]
+
+
+def error_frame(
+    event_id: str | None, code: int, message: str, metadata: dict[str, Any] | None = None, response: Any = None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "universal.error",
+        "metadata": {"eventId": event_id, **(metadata or {})},
+        "error": {"code": code, "message": message},
+    }
+    if response is not None:
+        frame["response"] = response
+    return frame
+
+
+def decode_response(body: bytes) -> tuple[Any, str | None]:
+    """The answer body as a frame's ``response``: parsed JSON, else text, else base64.
+
+    Returns the value and the encoding to announce (``"base64"`` for binary answers, else None).
+    """
+    if body:
+        try:
+            return _json.loads(body), None
+        except _json.JSONDecodeError:
+            pass
+    try:
+        return body.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), "base64"
+
+
+def _first_message(value: Any) -> str | None:
+    """The human message of a provider error body, in the shapes providers use."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict):
+        return None
+    error = value.get("error")
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"]  # OpenAI, Anthropic, Gemini
+    errors = value.get("errors")  # Workers AI, Cloudflare envelopes
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        if isinstance(errors[0].get("message"), str):
+            return errors[0]["message"]
+    for key in ("message", "detail"):
+        if isinstance(value.get(key), str):
+            return value[key]
+    return None
+
+
+def error_from_answer(status: int, body: bytes) -> tuple[int, str, Any]:
+    """``(code, message, response)`` for a non-2xx answer.
+
+    The gateway's own envelope (``{"success": false, "error": [{"code", "message"}]}``) keeps its
+    code and message and adds no ``response``; an upstream answer gets its HTTP status as the
+    code, the message its body names, and the body itself as ``response``.
+    """
+    parsed, encoding = decode_response(body)
+    if isinstance(parsed, dict) and parsed.get("success") is False and isinstance(parsed.get("error"), list):
+        first = parsed["error"][0] if parsed["error"] else None
+        if isinstance(first, dict) and isinstance(first.get("code"), int) and isinstance(first.get("message"), str):
+            return first["code"], first["message"], None
+    message = _first_message(parsed) if encoding is None else None
+    if not message:
+        try:
+            message = HTTPStatus(status).phrase
+        except ValueError:
+            message = f"HTTP {status}"
+    if len(message) > _MESSAGE_CHARS:
+        message = message[:_MESSAGE_CHARS] + "…"
+    return status, message, parsed if body else None
+
+
+def _header(headers: Headers, name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+# -- the session ------------------------------------------------------------------------------------
+
+
+class WebSocketAPI:
+    """The ASGI handler for ``GET /`` WebSocket scopes (`UniversalMiddleware` routes them here).
+
+    ``runner`` is the universal endpoint's `StepRunner`. ``telemetry`` (an object with
+    ``submit(ctx)`` and an optional ``otel`` recorder, i.e. `TelemetryMiddleware`) and
+    ``rate_limit`` (an object with ``check(ctx)``/``debit(ctx)``, i.e. `RateLimitMiddleware`)
+    are wired by `Gateway`; standalone, messages are neither logged nor is the upgrade counted.
+    """
+
+    def __init__(
+        self,
+        runner: StepRunner,
+        config: Config | None = None,
+        *,
+        telemetry: Any = None,
+        rate_limit: Any = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        self.runner = runner
+        self.config = config or Config()
+        self.gateway_id = self.config.gateway.id
+        self.telemetry = telemetry
+        self.rate_limit = rate_limit
+        self.max_frame_bytes = max_frame_bytes
+        self.max_in_flight = max_in_flight
+        # Non-stream answers are buffered to become one frame: bounded like request bodies.
+        self.max_response_bytes = self.config.gateway.max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = ensure_context(scope, self.gateway_id)
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return  # the client left before the handshake
+        refusal = await self._admit(ctx)
+        if refusal is not None:
+            await _refuse(scope, send, refusal, ctx)
+            return
+        await send({"type": "websocket.accept"})
+        session = _Session(self, scope, ctx, send)
+        try:
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.receive":
+                    await session.on_frame(message)
+                elif kind == "websocket.disconnect":
+                    break
+        finally:
+            await session.close()
+
+    async def _admit(self, ctx: RequestContext) -> GatewayError | None:
+        """Checks made once per socket: valid session headers, and the upgrade counted as one request."""
+        try:
+            ctx.options  # noqa: B018 - a bad cf-aig-* default would fail every message: refuse it now
+        except GatewayError as exc:
+            return exc
+        if self.rate_limit is None:
+            return None
+        refusal: GatewayError | None = await self.rate_limit.check(ctx)
+        if refusal is None:
+            await self.rate_limit.debit(ctx)  # an upgrade used no tokens: releases the bookkeeping
+        return refusal
+
+    def log(self, ctx: RequestContext, scope: Scope) -> None:
+        """One finished message: its OTel spans and metrics, then its log rows (never raises)."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            return
+        otel = getattr(telemetry, "otel", None)
+        if otel is not None:
+            try:
+                otel.finish(otel.start(ctx, scope), ctx)
+            except Exception:
+                logger.exception("OpenTelemetry recorder failed")
+        try:
+            telemetry.submit(ctx)
+        except Exception:
+            logger.exception("could not log a WebSocket message")
+
+
+async def _refuse(scope: Scope, send: Send, exc: GatewayError, ctx: RequestContext) -> None:
+    """Answer the handshake with the error as HTTP when the server can, else close 1008."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = exc.envelope()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += exc.headers + ctx.response_headers()
+        await send({"type": "websocket.http.response.start", "status": exc.status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
+
+
+class _Session:
+    """One accepted socket: its in-flight message tasks, its send lock, its base HTTP scope."""
+
+    def __init__(self, api: WebSocketAPI, scope: Scope, ctx: RequestContext, send: Send) -> None:
+        self.api = api
+        self.ctx = ctx
+        self._send = send
+        self.lock = asyncio.Lock()
+        self.closed = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.in_flight: set[str] = set()
+        self.defaults = session_headers(ctx.headers)
+        root = scope.get("root_path", "")
+        state = {k: v for k, v in (scope.get("state") or {}).items() if k != "aigw"}
+        # The internal requests' scope: an HTTP POST / from the same client. StepRunner points a
+        # copy of it at /{provider}/{endpoint} for each step.
+        self.scope: Scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "https" if scope.get("scheme") == "wss" else "http",
+            "path": f"{root}/",
+            "raw_path": f"{root}/".encode(),
+            "query_string": b"",
+            "root_path": root,
+            "headers": self.defaults,
+            "client": scope.get("client"),
+            "server": scope.get("server"),
+            "state": state,
+            "extensions": {},
+        }
+
+    # -- frames in ----------------------------------------------------------------------------
+
+    async def on_frame(self, message: Message) -> None:
+        data, size = frame_size(message)
+        if size > self.api.max_frame_bytes:
+            exc = PayloadTooLarge(f"Frame too large (limit {self.api.max_frame_bytes} bytes)")
+            await self.emit(error_frame(None, exc.code, exc.message))
+            return
+        try:
+            create = parse_frame(data)
+        except FrameError as bad:
+            await self.emit(error_frame(bad.event_id, bad.error.code, bad.error.message))
+            return
+        if create.event_id in self.in_flight:
+            exc = InvalidRequest(f"Invalid frame: eventId {create.event_id[:64]!r} is already in flight")
+            await self.emit(error_frame(create.event_id, exc.code, exc.message))
+            return
+        # Counted by eventId, released synchronously when a message ends (a task's done callback
+        # runs a loop turn later: a client answering at once could otherwise be refused).
+        if len(self.in_flight) >= self.api.max_in_flight:
+            exc = RateLimited(f"Too many requests in flight on this socket (limit {self.api.max_in_flight})")
+            await self.emit(error_frame(create.event_id, exc.code, exc.message))
+            return
+        self.in_flight.add(create.event_id)
+        task = asyncio.get_running_loop().create_task(self._run(create), name=f"aigw-ws-{create.event_id[:32]}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- frames out ---------------------------------------------------------------------------
+
+    async def emit(self, frame: dict[str, Any]) -> None:
+        """Send one frame; frames from concurrent messages never interleave mid-write."""
+        if self.closed.is_set():
+            return
+        text = _json.dumps(frame).decode()
+        async with self.lock:
+            if self.closed.is_set():
+                return
+            try:
+                await self._send({"type": "websocket.send", "text": text})
+            except (OSError, RuntimeError):  # the client is gone (ASGI ≥ 2.4 raises OSError)
+                self.closed.set()
+
+    async def _wait_closed(self) -> Message:
+        """The internal requests' ``receive``: their bodies are replayed; this says when the client left."""
+        await self.closed.wait()
+        return {"type": "http.disconnect"}
+
+    # -- one message --------------------------------------------------------------------------
+
+    def _context(self, event_id: str) -> RequestContext:
+        sock = self.ctx
+        return RequestContext(
+            gateway_id=sock.gateway_id,
+            method="POST",
+            path="/",
+            headers=self.defaults,
+            client_ip=sock.client_ip,
+            user_agent=sock.user_agent,
+            event_id=event_id,
+            token_name=sock.token_name,
+            gateway_token=sock.gateway_token,
+        )
+
+    async def _run(self, create: Create) -> None:
+        ctx = self._context(create.event_id)
+        reply = _Reply(self, ctx, create.event_id)
+        try:
+            try:
+                plan = self.api.runner.plan(create.payload)
+            except GatewayError as exc:
+                _note(ctx, exc)
+                await self.emit(error_frame(create.event_id, exc.code, exc.message))
+                return
+            try:
+                await self.api.runner.run_steps(ctx, self.scope, plan, self._wait_closed, reply.send)
+            except asyncio.CancelledError:
+                # The client left: the parent and the step that was running say so in their rows.
+                for part in (ctx, *ctx.children[-1:]):
+                    part.status_code = part.status_code or 499
+                    part.error = part.error or "client disconnected"
+                    part.error_type = part.error_type or "client_disconnect"
+                raise
+            except GatewayError as exc:
+                _note(ctx, exc)
+                await reply.fail(exc.code, exc.message)
+                return
+            except Exception as exc:
+                # UpstreamStreamError: a non-streamed body broke after it had started.
+                if not isinstance(exc, UpstreamStreamError):
+                    logger.exception("unhandled error in a WebSocket message")
+                error = UpstreamError("Upstream connection lost mid-answer") if reply.status else GatewayError()
+                if ctx.status_code is None or ctx.status_code < 400:
+                    ctx.error = ctx.error or error.message
+                    ctx.error_type = ctx.error_type or type(exc).__name__
+                await reply.fail(error.code, error.message)
+                return
+            await reply.finish()
+        finally:
+            self.in_flight.discard(create.event_id)
+            if ctx.ended is None:
+                ctx.ended = time.perf_counter()
+            self.api.log(ctx, self.scope)
+
+    async def close(self) -> None:
+        """The client left: cancel what is in flight (closing those upstream calls) and wait for it."""
+        self.closed.set()
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _note(ctx: RequestContext, exc: GatewayError) -> None:
+    ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
+    ctx.error_type = ctx.error_type or type(exc).__name__
+
+
+class _Reply:
+    """Turns the ASGI HTTP answer of one message into frames.
+
+    Streams are relayed event by event as they arrive (never buffered); a non-stream answer is
+    collected (bounded) and becomes one ``universal.created`` or ``universal.error`` frame.
+    """
+
+    __slots__ = ("session", "ctx", "event_id", "status", "headers", "parser", "chunks", "size", "too_big")
+
+    def __init__(self, session: _Session, ctx: RequestContext, event_id: str) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.event_id = event_id
+        self.status: int | None = None
+        self.headers: Headers = []
+        self.parser: SSEParser | NDJSONParser | None = None
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.too_big = False
+
+    def metadata(self) -> dict[str, Any]:
+        """What Cloudflare puts in ``metadata``, read off the answer's own ``cf-aig-*`` headers."""
+        answer = self.ctx.children[-1] if self.ctx.children else self.ctx
+        headers = self.headers
+        step = _header(headers, b"cf-aig-step")
+        cache_status = _header(headers, b"cf-aig-cache-status")
+        return {
+            "cacheStatus": cache_status or ("HIT" if answer.cache_status == "HIT" else "MISS"),
+            "eventId": self.event_id,
+            "logId": _header(headers, b"cf-aig-log-id") or answer.log_id,
+            "step": step if step is not None else str(answer.step),
+            "contentType": _header(headers, b"content-type") or "",
+        }
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = message["status"]
+            self.headers = list(message.get("headers") or ())
+            if 200 <= self.status < 300:
+                content_type = (_header(self.headers, b"content-type") or "").lower()
+                if content_type.startswith("text/event-stream"):
+                    self.parser = SSEParser()
+                elif content_type.startswith("application/x-ndjson"):
+                    self.parser = NDJSONParser()
+                if self.parser is not None:
+                    await self.session.emit({"type": "universal.created", "metadata": self.metadata()})
+        elif kind == "http.response.body":
+            body = message.get("body", b"")
+            if not body:
+                return
+            if self.parser is not None:
+                await self._events(self.parser.feed(body))
+            elif not self.too_big:
+                self.size += len(body)
+                if self.size > self.session.api.max_response_bytes:
+                    self.too_big, self.chunks = True, []
+                else:
+                    self.chunks.append(body)
+
+    async def _events(self, events: list[Any]) -> None:
+        for event in events:
+            data = event if isinstance(event, bytes) else event.data
+            if not data or data == b"[DONE]":
+                continue
+            try:
+                response = _json.loads(data)
+            except _json.JSONDecodeError:
+                response = data.decode("utf-8", "replace")
+            await self.session.emit(
+                {"type": "universal.stream", "metadata": {"eventId": self.event_id}, "response": response}
+            )
+
+    async def fail(self, code: int, message: str) -> None:
+        metadata = self.metadata() if self.status is not None else {}
+        metadata.pop("eventId", None)
+        await self.session.emit(error_frame(self.event_id, code, message, metadata))
+
+    async def finish(self) -> None:
+        status = self.status
+        if status is None:
+            exc = UpstreamError("The request produced no answer")
+            await self.session.emit(error_frame(self.event_id, exc.code, exc.message))
+            return
+        metadata = self.metadata()
+        if self.parser is not None:
+            await self._events(self.parser.flush())
+            answer = self.ctx.children[-1] if self.ctx.children else self.ctx
+            if answer.error_type == "stream_error":
+                await self.fail(UpstreamError.code, answer.error or "upstream stream broke")
+            else:
+                await self.session.emit({"type": "universal.done", "metadata": metadata})
+            return
+        if self.too_big:
+            limit = self.session.api.max_response_bytes
+            await self.fail(PayloadTooLarge.code, f"Response too large for one frame (limit {limit} bytes)")
+            return
+        body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        if 200 <= status < 300:
+            response, encoding = decode_response(body)
+            if encoding is not None:
+                metadata["encoding"] = encoding
+            await self.session.emit({"type": "universal.created", "metadata": metadata, "response": response})
+            return
+        code, message, response = error_from_answer(status, body)
+        metadata.pop("eventId")
+        metadata["status"] = status
+        await self.session.emit(error_frame(self.event_id, code, message, metadata, response))
