@@ -7,6 +7,7 @@ slow, so the fake upstream and Redis live for the whole session and are reset/fl
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -118,3 +119,46 @@ def make_gateway(
         return gateway, serve(gateway)
 
     return _make
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every official-SDK client a test created, when the test ends.
+
+    Tests build ``openai.OpenAI(...)``/``anthropic.Anthropic(...)`` the way users do, and an unclosed
+    client's socket is otherwise finalised by the garbage collector at some later moment, where its
+    ResourceWarning (an error here) would fail whichever test happens to be running.
+    """
+    import anthropic
+    import openai
+
+    created: list[Any] = []
+    # Sync clients only: an async client must be closed inside its own loop, by its test.
+    for cls in (openai.OpenAI, anthropic.Anthropic):
+        original = cls.__init__
+
+        def init(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> None:
+            _original(self, *args, **kwargs)
+            created.append(self)
+
+        monkeypatch.setattr(cls, "__init__", init)
+    yield
+    for client in created:
+        client.close()
+
+
+_WINDOW_SENSITIVE = ("tests/ratelimit/", "tests/websocket/", "tests/telemetry/test_logs_e2e.py", "tests/robustness/")
+
+
+@pytest.fixture(autouse=True)
+def _clear_of_window_edges(request: pytest.FixtureRequest) -> None:
+    """Start rate-limit tests at least 3 s before a wall-clock minute edge.
+
+    Fixed windows are clock-aligned (Cloudflare's rule), and every period these tests use (60, 600,
+    3600 s) ends on a minute edge: a test asserting "200, then 429" must not straddle one.
+    """
+    if not request.node.nodeid.startswith(_WINDOW_SENSITIVE):
+        return
+    left = 60 - time.time() % 60
+    if left < 3:
+        time.sleep(left + 0.05)
