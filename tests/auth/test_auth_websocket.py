@@ -1,7 +1,7 @@
 """AuthMiddleware alone around a tiny WebSocket app, under real uvicorn, with the `websockets` client.
 
-The gateway has no WebSocket API yet, so these run the middleware standalone — which is also how
-users wrap their own ASGI apps.
+These run the middleware standalone, as users wrap their own ASGI apps; the gateway's own WebSocket
+API is authenticated by the same middleware (tests/websocket/).
 """
 
 from __future__ import annotations
