@@ -141,29 +141,36 @@ def records_from_context(ctx: RequestContext, settings: RecordSettings) -> list[
     metadata = dict(ctx.metadata) or None
     base_perf = ctx.attempts[0].started if ctx.attempts else ctx.started
 
-    rows = [
-        _attempt_row(ctx, a, settings, base_perf, metadata, request_body, payload, redactor, extra)
-        for a in ctx.attempts
-    ]
+    # What every row of this request says alike, whichever attempt it describes.
+    shared: dict[str, Any] = {
+        "gateway": ctx.gateway_id,
+        "path": ctx.path,
+        "method": ctx.method,
+        "event_id": ctx.event_id,
+        "request_id": ctx.request_id,
+        "metadata": metadata,
+        "token_name": ctx.token_name,
+        "client_ip": ctx.client_ip,
+        "user_agent": ctx.user_agent,
+        "cache_status": ctx.cache_status,
+        "request_body": request_body,
+    }
+    rows = [_attempt_row(ctx, a, settings, base_perf, shared, payload, redactor, extra) for a in ctx.attempts]
     status = ctx.status_code
     error = ctx.error
     if error is None and status is not None and status >= 400:
         error = f"HTTP {status}"
     row = LogRecord(
+        **shared,
         id=ctx.log_id,
         created_at=ctx.started_at + (ctx.started - base_perf),
-        gateway=ctx.gateway_id,
         provider=ctx.provider,
         model=ctx.response_model or ctx.model,
-        path=ctx.path,
-        method=ctx.method,
         status_code=status,
         success=status is not None and status < 400 and ctx.error is None,
         cached=ctx.cache_status == "HIT",
         step=ctx.step,
         attempt=ctx.attempt,
-        event_id=ctx.event_id,
-        request_id=ctx.request_id,
         duration_ms=_ms(ctx.ended, ctx.started),
         ttft_ms=_ms(ctx.first_byte, ctx.started),
         tokens_in=ctx.usage.tokens_in,
@@ -171,17 +178,11 @@ def records_from_context(ctx: RequestContext, settings: RecordSettings) -> list[
         cached_tokens_in=ctx.usage.cached_tokens_in,
         cost=ctx.cost,
         custom_cost=ctx.custom_cost,
-        metadata=metadata,
-        token_name=ctx.token_name,
-        client_ip=ctx.client_ip,
-        user_agent=ctx.user_agent,
         error=_redacted(error, redactor, extra),
         error_type=ctx.error_type,
         stream=ctx.stream,
-        cache_status=ctx.cache_status,
         cache_key=ctx.cache_key,
         rate_limited_by=ctx.rate_limited_by,
-        request_body=request_body,
         response_body=_redacted(body_text(ctx.response_body, cap), redactor, extra) if payload else None,
     )
     rows.append(row)
@@ -193,28 +194,23 @@ def _attempt_row(
     a: Attempt,
     settings: RecordSettings,
     base_perf: float,
-    metadata: dict[str, Any] | None,
-    request_body: str | None,
+    shared: dict[str, Any],
     payload: bool,
     redactor: Redactor | None,
     extra: Iterable[str],
 ) -> LogRecord:
     cost, custom = compute_cost(a.usage, settings.prices.price_for(a.model, a.provider), custom=_custom(ctx))
     return LogRecord(
+        **shared,
         id=a.log_id,
         created_at=ctx.started_at + (a.started - base_perf),
-        gateway=ctx.gateway_id,
         provider=a.provider,
         model=a.model,
-        path=ctx.path,
-        method=ctx.method,
         status_code=a.status_code,
         success=False,
         cached=False,
         step=a.step,
         attempt=a.attempt,
-        event_id=ctx.event_id,
-        request_id=ctx.request_id,
         duration_ms=_ms(a.ended, a.started),
         ttft_ms=_ms(a.first_byte, a.started),
         tokens_in=a.usage.tokens_in,
@@ -222,14 +218,8 @@ def _attempt_row(
         cached_tokens_in=a.usage.cached_tokens_in,
         cost=cost,
         custom_cost=custom,
-        metadata=metadata,
-        token_name=ctx.token_name,
-        client_ip=ctx.client_ip,
-        user_agent=ctx.user_agent,
         error=_redacted(a.error, redactor, extra),
         error_type=a.error_type,
-        cache_status=ctx.cache_status,
-        request_body=request_body,
         response_body=(
             _redacted(body_text(a.response_body, settings.max_body_bytes), redactor, extra) if payload else None
         ),
