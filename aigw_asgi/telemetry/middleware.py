@@ -130,10 +130,12 @@ class TelemetryMiddleware:
             self._finish(ctx, handle)
 
     def _finish(self, ctx: RequestContext, handle: Any) -> None:
-        try:
-            apply_cost(ctx, self.prices)
-        except Exception:  # pricing must never break a response
-            logger.exception("could not compute the cost of a request")
+        # The price feeds log rows and spans only: with both off, nobody would read it.
+        if self.logging or self.otel is not None:
+            try:
+                apply_cost(ctx, self.prices)
+            except Exception:  # pricing must never break a response
+                logger.exception("could not compute the cost of a request")
         if handle is not None:
             try:
                 self.otel.finish(handle, ctx)
