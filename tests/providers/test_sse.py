@@ -242,9 +242,7 @@ def test_random_streams_match_the_reference_parser() -> None:
         events = parse_all(chunks)
         assert b"".join(e.raw for e in events) == stream
         assert parse_all([e.raw for e in events]) == events  # one event per chunk: the fastest path
-        assert [(e, d) for e, d in fields(events) if d] == [
-            (e, d) for e, d in reference_events(stream) if d
-        ], stream
+        assert [(e, d) for e, d in fields(events) if d] == [(e, d) for e, d in reference_events(stream) if d], stream
 
 
 # -- NDJSON ----------------------------------------------------------------------------------------
