@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import _json
+from ._asgi import header
 from .errors import GatewayError
+from .types import Headers
 
 if TYPE_CHECKING:
     from .options import RequestOptions
-
-Headers = list[tuple[bytes, bytes]]
-"""Raw ASGI headers: lowercase names, latin-1 bytes."""
 
 
 def uuid7() -> str:
@@ -155,10 +154,7 @@ class RequestContext:
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a request header (``name`` lowercase)."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return header(self.headers, name)
 
     @property
     def options(self) -> RequestOptions:

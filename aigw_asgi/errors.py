@@ -23,10 +23,9 @@ Messages must never contain secrets: build them from names, never from header va
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+from .types import Headers, Send
 
 
 class ConfigError(ValueError):
@@ -38,7 +37,7 @@ class GatewayError(Exception):
     code: ClassVar[int] = 2000
     default_message: ClassVar[str] = "Internal gateway error"
 
-    def __init__(self, message: str | None = None, *, headers: list[tuple[bytes, bytes]] | None = None):
+    def __init__(self, message: str | None = None, *, headers: Headers | None = None):
         self.message = message or self.default_message
         self.headers = headers or []
         super().__init__(self.message)
@@ -107,7 +106,7 @@ class StoreUnavailable(GatewayError):
     status, code, default_message = 503, 2011, "A required backing store is unavailable"
 
 
-async def send_error(send: Send, exc: GatewayError, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_error(send: Send, exc: GatewayError, extra_headers: Headers | None = None) -> None:
     """Answer with the Cloudflare envelope; ``extra_headers`` carries the ``cf-aig-*`` set."""
     body = exc.envelope()
     headers = [

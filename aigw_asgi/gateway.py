@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._asgi import ASGIApp, Receive, Scope, Send, lifespan_loop
+from ._asgi import lifespan_loop
 from .admin import AdminApp
 from .auth import AdminGuard, AuthMiddleware
 from .cache import CacheMiddleware
@@ -33,6 +33,7 @@ from .ratelimit import RateLimitMiddleware
 from .router import ProviderRouter
 from .telemetry import TelemetryMiddleware
 from .transport import Transport, UpstreamStreamError
+from .types import ASGIApp, Receive, Scope, Send
 from .universal import UniversalMiddleware
 
 logger = logging.getLogger("aigw_asgi")

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from . import _json
-from ._asgi import HOP_BY_HOP, ClientDisconnected, Receive, Scope, Send, lifespan_loop, read_body
+from ._asgi import HOP_BY_HOP, ClientDisconnected, header, lifespan_loop, read_body
 from .config import Config
 from .context import RequestContext, ensure_context
 from .errors import (
@@ -41,6 +41,7 @@ from .providers.stream import StreamTracker, error_event
 from .providers.usage import usage_from_json
 from .routing.retry import next_retry_delay, retry_policy
 from .transport import Transport, UpstreamResponse, UpstreamStreamError, make_transport
+from .types import Receive, Scope, Send
 
 # Never forwarded upstream: hop-by-hop (RFC 9110 §7.6.1), what the transport recomputes, and
 # the gateway's own headers (cf-aig-* are filtered by prefix).
@@ -82,13 +83,6 @@ def _quote_path(path: str) -> str:
     # Keep every character a provider path legitimately uses (Gemini's ":", Workers AI's "@").
     # Cached: a gateway sees the same few paths over and over.
     return quote(path, safe="/:@!$&'()*+,;=-._~")
-
-
-def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
-    for key, value in headers:
-        if key == b"content-type":
-            return value.lower()
-    return b""
 
 
 class ProviderRouter:
@@ -203,7 +197,7 @@ class ProviderRouter:
                 )
                 await asyncio.sleep(delay)
                 continue
-            delay = next_retry_delay(policy, ctx.attempt, resp.status, _header(resp.headers, b"retry-after"))
+            delay = next_retry_delay(policy, ctx.attempt, resp.status, header(resp.headers, b"retry-after"))
             if delay is not None:
                 error_body = await _drain(resp, self.log_body_cap)
                 ctx.response_body = error_body
@@ -312,9 +306,9 @@ class ProviderRouter:
         strip_usage: bool,
     ) -> None:
         ctx.status_code = resp.status
-        headers = [(k, v) for k, v in ((k.lower(), v) for k, v in resp.headers) if k not in _DROP_RESPONSE]
-        content_type = _content_type(headers)
-        encoding = _header(headers, b"content-encoding")
+        headers = [(k, v) for k, v in resp.headers if k not in _DROP_RESPONSE]
+        content_type = (header(headers, b"content-type") or b"").lower()
+        encoding = header(headers, b"content-encoding")
         streamed = content_type.startswith((b"text/event-stream", b"application/x-ndjson"))
         ctx.stream = streamed
         tracker: StreamTracker | None = None
@@ -395,15 +389,8 @@ def _host_port(url: str) -> tuple[str | None, int]:
 
 
 def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:
-    value = _header(headers, b"content-type") or b""
+    value = header(headers, b"content-type") or b""
     return value.lower().startswith((b"text/event-stream", b"application/x-ndjson"))
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
 
 
 class _BufferedResponse:
@@ -417,8 +404,8 @@ class _BufferedResponse:
     @classmethod
     async def redacted(cls, resp: UpstreamResponse, secret: bytes) -> _BufferedResponse:
         body = await _drain(resp, _MAX_USAGE_BODY, whole=True)
-        headers = [(k.lower(), v) for k, v in resp.headers]
-        encoding = _header(headers, b"content-encoding")
+        headers = list(resp.headers)
+        encoding = header(headers, b"content-encoding")
         if encoding is not None:
             body = _decompress(encoding, body)
         body = body.replace(secret, b"[REDACTED]")

@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ._asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, read_body, replay_receive, set_headers
+from ._asgi import ClientDisconnected, read_body, replay_receive, set_headers
 from .config import Config
-from .context import Headers, RequestContext, ensure_context
+from .context import RequestContext, ensure_context
 from .errors import ConfigError, GatewayError, InvalidProvider, InvalidRequest, UpstreamError, send_error
 from .options import BACKOFFS, parse_options
 from .providers.registry import ProviderRegistry
 from .routing.balance import Route, compile_routes, is_target_failure
+from .types import ASGIApp, Headers, Receive, Scope, Send
 from .websocket import WebSocketAPI
 
 MAX_STEPS = 16  # user steps per request; more is an amplification risk, not a use case

@@ -44,12 +44,13 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from . import _json
-from ._asgi import Message, Receive, Scope, Send
+from ._asgi import deny_websocket, header
 from .config import Config
-from .context import Headers, RequestContext, ensure_context
+from .context import RequestContext, ensure_context
 from .errors import GatewayError, InvalidRequest, PayloadTooLarge, RateLimited, UpstreamError
 from .providers.sse import NDJSONParser, SSEParser
 from .transport import UpstreamStreamError
+from .types import Headers, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from .universal import StepRunner
@@ -254,10 +255,8 @@ def error_from_answer(status: int, body: bytes) -> tuple[int, str, Any]:
 
 
 def _header(headers: Headers, name: bytes) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+    value = header(headers, name)
+    return None if value is None else value.decode("latin-1")
 
 
 # -- the session ------------------------------------------------------------------------------------
@@ -299,7 +298,7 @@ class WebSocketAPI:
             return  # the client left before the handshake
         refusal = await self._admit(ctx)
         if refusal is not None:
-            await _refuse(scope, send, refusal, ctx)
+            await deny_websocket(scope, send, refusal, ctx.response_headers())
             return
         await send({"type": "websocket.accept"})
         session = _Session(self, scope, ctx, send)
@@ -342,18 +341,6 @@ class WebSocketAPI:
             telemetry.submit(ctx)
         except Exception:
             logger.exception("could not log a WebSocket message")
-
-
-async def _refuse(scope: Scope, send: Send, exc: GatewayError, ctx: RequestContext) -> None:
-    """Answer the handshake with the error as HTTP when the server can, else close 1008."""
-    if "websocket.http.response" in (scope.get("extensions") or {}):
-        body = exc.envelope()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        headers += exc.headers + ctx.response_headers()
-        await send({"type": "websocket.http.response.start", "status": exc.status, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
 
 
 class _Session:

@@ -21,11 +21,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, read_body, replay_receive
+from .._asgi import ClientDisconnected, read_body, replay_receive
 from ..config import CacheConfig
 from ..context import RequestContext, ensure_context
 from ..errors import GatewayError, send_error
 from ..providers.registry import relative_path
+from ..types import ASGIApp, Receive, Scope, Send
 from . import policy
 from .storage import CachedResponse, CacheStorage, storage_from_config
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..config import CacheConfig
-from ..context import Headers
+from ..types import Headers
 
 logger = logging.getLogger("aigw_asgi.cache")
 

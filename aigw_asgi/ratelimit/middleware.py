@@ -25,11 +25,12 @@ from typing import Any
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
 
-from .._asgi import ASGIApp, ClientDisconnected, Message, Receive, Scope, Send, read_body, replay_receive
+from .._asgi import ClientDisconnected, deny_websocket, read_body, replay_receive
 from ..config import RateLimitConfig
 from ..context import RequestContext, ensure_context
 from ..errors import GatewayError, RateLimited, StoreUnavailable, send_error
 from ..providers.registry import ProviderRegistry, model_from
+from ..types import ASGIApp, Message, Receive, Scope, Send
 from .keys import (
     Facts,
     Rule,
@@ -188,14 +189,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         _record(ctx, refusal)
-        if "websocket.http.response" in (scope.get("extensions") or {}):
-            body = refusal.envelope()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            headers += refusal.headers + ctx.response_headers()
-            await send({"type": "websocket.http.response.start", "status": refusal.status, "headers": headers})
-            await send({"type": "websocket.http.response.body", "body": body})
-        else:
-            await send({"type": "websocket.close", "code": 1008, "reason": refusal.message[:120]})
+        await deny_websocket(scope, send, refusal, ctx.response_headers())
 
     # -- for the WebSocket API dispatcher ------------------------------------------------------
 

@@ -24,10 +24,10 @@ import logging
 import time
 from typing import Any
 
-from .._asgi import ASGIApp, Message, Receive, Scope, Send
 from ..config import Config, validate
 from ..context import RequestContext, ensure_context
 from ..errors import GatewayError
+from ..types import ASGIApp, Message, Receive, Scope, Send
 from .cost import PriceTable
 from .records import LogRecord, RecordSettings, apply_cost, records_from_context
 from .store import LogStore, make_store
@@ -312,18 +312,21 @@ def _note_exception(ctx: RequestContext, exc: BaseException) -> None:
 
 
 def _redactor(config: Config) -> Any:
-    try:
-        from ..redact import Redactor, config_secrets
-    except ImportError:  # pragma: no cover - redact.py ships with the package
-        return None
+    from ..redact import Redactor, config_secrets
+
     return Redactor(config_secrets(config))
 
 
 def _make_otel(config: Config, tracer_provider: Any, meter_provider: Any) -> Any:
     if not config.telemetry.otel:
         return None
+    # opentelemetry-api is a core dependency: if it cannot be imported the install is broken, and
+    # the operator who turned ``telemetry.otel`` on must hear it, not get silently no telemetry.
     try:
         from .otel import OTelRecorder
-    except ImportError:
-        return None
+    except ImportError as exc:
+        raise ImportError(
+            f"telemetry.otel is on but OpenTelemetry cannot be imported ({exc}); "
+            "reinstall opentelemetry-api or set telemetry.otel = false"
+        ) from exc
     return OTelRecorder(config.telemetry, tracer_provider=tracer_provider, meter_provider=meter_provider)
