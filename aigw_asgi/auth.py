@@ -32,7 +32,7 @@ from collections.abc import Iterable
 
 from ._asgi import deny_websocket
 from .config import GatewayConfig, TokenConfig
-from .context import RequestContext, ensure_context
+from .context import ErrorType, RequestContext, ensure_context
 from .errors import Unauthorized, send_error
 from .types import ASGIApp, Message, Receive, Scope, Send
 
@@ -128,7 +128,7 @@ async def _deny(scope: Scope, receive: Receive, send: Send, ctx: RequestContext 
     exc = Unauthorized()
     headers = [_WWW_AUTHENTICATE, *(ctx.response_headers() if ctx is not None else ())]
     if ctx is not None:
-        ctx.status_code, ctx.error, ctx.error_code, ctx.error_type = 401, exc.message, exc.code, "unauthorized"
+        ctx.fail(exc, ErrorType.UNAUTHORIZED)
     if scope["type"] == "http":
         await send_error(send, exc, headers)
         return

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 from . import _json
 from ._asgi import HOP_BY_HOP, ClientDisconnected, header, lifespan_loop, read_body
 from .config import Config
-from .context import RequestContext, ensure_context
+from .context import ErrorType, RequestContext, ensure_context
 from .errors import (
     GatewayError,
     InvalidProvider,
@@ -126,11 +126,10 @@ class ProviderRouter:
         except GatewayError as exc:
             # Raised only before the response started: once relaying, failures are reported
             # inside the stream (or by dropping the connection), never as a second response.
-            ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
-            ctx.error_type = ctx.error_type or type(exc).__name__
+            ctx.fail(exc)
             await send_error(send, exc, ctx.response_headers())
         except ClientDisconnected:
-            ctx.status_code, ctx.error, ctx.error_type = 499, "client disconnected", "client_disconnect"
+            ctx.client_gone()
         finally:
             if ctx.ended is None:
                 ctx.ended = time.perf_counter()
@@ -187,14 +186,11 @@ class ProviderRouter:
                 resp = await self.transport.request(ctx.method, url, headers, body, first_byte_timeout=policy.timeout)
             except UpstreamError as exc:
                 delay = next_retry_delay(policy, ctx.attempt)
+                kind = ErrorType.TIMEOUT if exc.status == 504 else ErrorType.CONNECT_ERROR
                 if delay is None:
-                    ctx.error_type = "timeout" if exc.status == 504 else "connect_error"
+                    ctx.fail(exc, kind)
                     raise
-                ctx.next_attempt(
-                    status_code=exc.status,
-                    error=exc.message,
-                    error_type="timeout" if exc.status == 504 else "connect_error",
-                )
+                ctx.next_attempt(status_code=exc.status, error=exc.message, error_type=kind)
                 await asyncio.sleep(delay)
                 continue
             delay = next_retry_delay(policy, ctx.attempt, resp.status, header(resp.headers, b"retry-after"))
@@ -293,7 +289,7 @@ class ProviderRouter:
             if not gone or task is None:
                 raise
             task.uncancel()
-            ctx.error, ctx.error_type = "client disconnected", "client_disconnect"
+            ctx.client_gone()
         finally:
             watcher.cancel()
 
@@ -305,7 +301,7 @@ class ProviderRouter:
         send: Send,
         strip_usage: bool,
     ) -> None:
-        ctx.status_code = resp.status
+        ctx.answered(resp.status)
         headers = [(k, v) for k, v in resp.headers if k not in _DROP_RESPONSE]
         content_type = (header(headers, b"content-type") or b"").lower()
         encoding = header(headers, b"content-encoding")
@@ -323,8 +319,6 @@ class ProviderRouter:
                 decoder = _decoder(encoding)
             if strip_usage and encoding is None:
                 headers = [h for h in headers if h[0] != b"content-length"]
-        if resp.status >= 400:
-            ctx.error_type = str(resp.status)
         headers.extend(ctx.response_headers())
         captured: list[bytes] = []
         captured_size = 0
@@ -347,7 +341,7 @@ class ProviderRouter:
                             continue
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except UpstreamStreamError as exc:
-                ctx.error, ctx.error_type = f"upstream stream broke ({exc})", "stream_error"
+                ctx.broke(f"upstream stream broke ({exc})", ErrorType.STREAM_ERROR)
                 if tracker is None:
                     raise  # no way to say it inside a JSON body: abort the connection
                 message = "upstream connection lost mid-stream"
@@ -362,7 +356,7 @@ class ProviderRouter:
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         except OSError:
             # ASGI >= 2.4 servers raise OSError from send() once the client is gone.
-            ctx.error, ctx.error_type = "client disconnected", "client_disconnect"
+            ctx.client_gone()
         finally:
             await resp.aclose()
             ctx.ended = time.perf_counter()
@@ -372,8 +366,8 @@ class ProviderRouter:
                 ctx.usage.merge(tracker.usage)
                 ctx.response_model = tracker.model
                 ctx.stream_complete = tracker.completed and tracker.error is None and ctx.error is None
-                if tracker.error and not ctx.error:
-                    ctx.error, ctx.error_type = tracker.error, "stream_error"
+                if tracker.error:
+                    ctx.broke(tracker.error, ErrorType.STREAM_ERROR)
             elif resp.status < 300 and captured_size < _MAX_USAGE_BODY and content_type.startswith(b"application/json"):
                 if encoding is not None:
                     body = _decompress(encoding, body)

@@ -315,11 +315,7 @@ class StepRunner:
             self._learn(step, child)
             if outcome.committed:
                 break
-        parent.step, parent.log_id = child.step, child.log_id
-        parent.provider, parent.model, parent.endpoint = child.provider, child.model, child.endpoint
-        parent.status_code, parent.cache_status, parent.stream = child.status_code, child.cache_status, child.stream
-        parent.error, parent.error_code, parent.error_type = child.error, child.error_code, child.error_type
-        parent.first_byte, parent.ended = child.first_byte, time.perf_counter()
+        parent.adopt(child)
         return child
 
     def _child(
@@ -380,8 +376,7 @@ class StepRunner:
         except GatewayError as exc:
             if outcome.status is not None:
                 raise  # the inner app had already answered: nothing sane left to say
-            child.status_code, child.error, child.error_code = exc.status, exc.message, exc.code
-            child.error_type = child.error_type or type(exc).__name__
+            child.fail(exc)
             if last:
                 await send_error(send, exc, child.response_headers())
                 outcome.committed = True
@@ -389,9 +384,9 @@ class StepRunner:
             if child.ended is None:
                 child.ended = time.perf_counter()
         if outcome.status is None and not outcome.committed and last:
-            exc = UpstreamError("The step produced no answer")
-            child.status_code, child.error, child.error_code = exc.status, exc.message, exc.code
-            await send_error(send, exc, child.response_headers())
+            missing = UpstreamError("The step produced no answer")
+            child.fail(missing)
+            await send_error(send, missing, child.response_headers())
             outcome.committed = True
         return outcome
 
@@ -463,12 +458,11 @@ class UniversalMiddleware:
                 payload = _native_step(ctx, scope, dynamic, payload)
             plan = self.runner.plan(payload)
         except GatewayError as exc:
-            ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
-            ctx.error_type = type(exc).__name__
+            ctx.fail(exc)
             await send_error(send, exc, ctx.response_headers())
             return
         except ClientDisconnected:  # gone before its body was complete: nobody to answer, not our error
-            ctx.status_code, ctx.error, ctx.error_type = 499, "client disconnected", "client_disconnect"
+            ctx.client_gone()
             return
         await self.runner.run_steps(ctx, scope, plan, receive, send)
 

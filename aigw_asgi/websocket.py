@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from . import _json
 from ._asgi import deny_websocket, header
 from .config import Config
-from .context import RequestContext, ensure_context
+from .context import ErrorType, RequestContext, ensure_context
 from .errors import GatewayError, InvalidRequest, PayloadTooLarge, RateLimited, UpstreamError
 from .providers.sse import NDJSONParser, SSEParser
 from .transport import UpstreamStreamError
@@ -447,7 +447,7 @@ class _Session:
             try:
                 plan = self.api.runner.plan(create.payload)
             except GatewayError as exc:
-                _note(ctx, exc)
+                ctx.fail(exc)
                 await self.emit(error_frame(create.event_id, exc.code, exc.message))
                 return
             try:
@@ -455,12 +455,10 @@ class _Session:
             except asyncio.CancelledError:
                 # The client left: the parent and the step that was running say so in their rows.
                 for part in (ctx, *ctx.children[-1:]):
-                    part.status_code = part.status_code or 499
-                    part.error = part.error or "client disconnected"
-                    part.error_type = part.error_type or "client_disconnect"
+                    part.client_gone()
                 raise
             except GatewayError as exc:
-                _note(ctx, exc)
+                ctx.fail(exc)
                 await reply.fail(exc.code, exc.message)
                 return
             except Exception as exc:
@@ -469,8 +467,7 @@ class _Session:
                     logger.exception("unhandled error in a WebSocket message")
                 error = UpstreamError("Upstream connection lost mid-answer") if reply.status else GatewayError()
                 if ctx.status_code is None or ctx.status_code < 400:
-                    ctx.error = ctx.error or error.message
-                    ctx.error_type = ctx.error_type or type(exc).__name__
+                    ctx.broke(error.message, type(exc).__name__)
                 await reply.fail(error.code, error.message)
                 return
             await reply.finish()
@@ -488,11 +485,6 @@ class _Session:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _note(ctx: RequestContext, exc: GatewayError) -> None:
-    ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
-    ctx.error_type = ctx.error_type or type(exc).__name__
 
 
 class _Reply:
@@ -517,7 +509,7 @@ class _Reply:
 
     def metadata(self) -> dict[str, Any]:
         """What Cloudflare puts in ``metadata``, read off the answer's own ``cf-aig-*`` headers."""
-        answer = self.ctx.children[-1] if self.ctx.children else self.ctx
+        answer = self.ctx.answer
         headers = self.headers
         step = _header(headers, b"cf-aig-step")
         cache_status = _header(headers, b"cf-aig-cache-status")
@@ -582,8 +574,8 @@ class _Reply:
         metadata = self.metadata()
         if self.parser is not None:
             await self._events(self.parser.flush())
-            answer = self.ctx.children[-1] if self.ctx.children else self.ctx
-            if answer.error_type == "stream_error":
+            answer = self.ctx.answer
+            if answer.error_type == ErrorType.STREAM_ERROR:
                 await self.fail(UpstreamError.code, answer.error or "upstream stream broke")
             else:
                 await self.session.emit({"type": "universal.done", "metadata": metadata})

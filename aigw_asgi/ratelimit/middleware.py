@@ -27,7 +27,7 @@ from limits.aio.strategies import FixedWindowRateLimiter, RateLimiter, SlidingWi
 
 from .._asgi import ClientDisconnected, deny_websocket, read_body, replay_receive
 from ..config import RateLimitConfig
-from ..context import RequestContext, ensure_context
+from ..context import ErrorType, RequestContext, ensure_context
 from ..errors import GatewayError, RateLimited, StoreUnavailable, send_error
 from ..providers.registry import ProviderRegistry, model_from
 from ..types import ASGIApp, Message, Receive, Scope, Send
@@ -310,12 +310,11 @@ class _Refused(RateLimited):
 
 
 def _record(ctx: RequestContext, exc: GatewayError) -> None:
-    ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
     if isinstance(exc, _Refused):
         ctx.rate_limited_by = exc.rule.name
-        ctx.error_type = "rate_limited"
+        ctx.fail(exc, ErrorType.RATE_LIMITED)
     else:
-        ctx.error_type = ctx.error_type or type(exc).__name__
+        ctx.fail(exc)
 
 
 def _tokens(ctx: RequestContext) -> int:

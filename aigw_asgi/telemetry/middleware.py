@@ -26,7 +26,6 @@ from typing import Any
 
 from ..config import Config, validate
 from ..context import RequestContext, ensure_context
-from ..errors import GatewayError
 from ..types import ASGIApp, Message, Receive, Scope, Send
 from .cost import PriceTable
 from .records import LogRecord, RecordSettings, apply_cost, records_from_context
@@ -120,7 +119,7 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send_watching)
         except BaseException as exc:
             if not sent_status:
-                _note_exception(ctx, exc)
+                ctx.crashed(exc)
             raise
         finally:
             if sent_status:
@@ -294,21 +293,6 @@ def _trim(ctx: RequestContext, cap: int) -> None:
         ctx.body = ctx.body[:cap] if cap else None
     for child in ctx.children:
         _trim(child, cap)
-
-
-def _note_exception(ctx: RequestContext, exc: BaseException) -> None:
-    """The outcome of a request whose inner app raised before answering (the host answers it)."""
-    if isinstance(exc, GatewayError):
-        ctx.status_code = exc.status
-        ctx.error, ctx.error_code = exc.message, exc.code
-        ctx.error_type = ctx.error_type or type(exc).__name__
-    elif isinstance(exc, asyncio.CancelledError):
-        ctx.status_code = ctx.status_code or 499
-        ctx.error, ctx.error_type = ctx.error or "cancelled", ctx.error_type or "cancelled"
-    elif isinstance(exc, Exception):
-        ctx.status_code = 500
-        # The class name only: an exception's text may carry anything, secrets included.
-        ctx.error, ctx.error_type = f"internal error ({type(exc).__name__})", type(exc).__name__
 
 
 def _redactor(config: Config) -> Any:
