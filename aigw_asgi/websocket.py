@@ -22,8 +22,8 @@ Design decisions (docs/websocket.md has the user-facing version):
   upgrade's ``cf-aig-*`` headers). It is not a child of the socket's context: ``parent`` means
   "a step of a universal request" to telemetry, and a message *is* a universal request.
 * **Logs.** The internal requests never pass through `TelemetryMiddleware` (it sits above this
-  layer), so each finished message is handed to ``telemetry.submit`` and its OTel recorder
-  once: one row per attempt of each step, exactly as for ``POST /``. Frames refused before a
+  layer), so each finished message is handed to ``Telemetry.record`` once: OTel spans and one
+  row per attempt of each step, exactly as for ``POST /``. Frames refused before a
   request exists (bad JSON, unknown type, size or in-flight caps) are not logged.
 * **Concurrency.** One task per message; sends are serialized by one lock per socket; a
   client disconnect cancels every in-flight task (their upstream calls close with them) and
@@ -41,7 +41,7 @@ import logging
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import _json
 from ._asgi import deny_websocket, header
@@ -49,11 +49,9 @@ from .config import Config
 from .context import ErrorType, RequestContext, ensure_context
 from .errors import GatewayError, InvalidRequest, PayloadTooLarge, RateLimited, UpstreamError
 from .providers.sse import NDJSONParser, SSEParser
+from .runner import StepRunner
 from .transport import UpstreamStreamError
 from .types import Headers, Message, Receive, Scope, Send
-
-if TYPE_CHECKING:
-    from .universal import StepRunner
 
 logger = logging.getLogger("aigw_asgi.websocket")
 
@@ -262,13 +260,26 @@ def _header(headers: Headers, name: bytes) -> str | None:
 # -- the session ------------------------------------------------------------------------------------
 
 
+class MessageRecorder(Protocol):
+    """Records a finished message (price, OTel, log rows): `aigw_asgi.telemetry.Telemetry`."""
+
+    def record(self, ctx: RequestContext, scope: Scope) -> None: ...
+
+
+class UpgradeAdmission(Protocol):
+    """Counts the upgrade as one request: `aigw_asgi.ratelimit.RateLimitMiddleware`."""
+
+    async def check(self, ctx: RequestContext) -> GatewayError | None: ...
+
+    async def debit(self, ctx: RequestContext) -> None: ...
+
+
 class WebSocketAPI:
     """The ASGI handler for ``GET /`` WebSocket scopes (`UniversalMiddleware` routes them here).
 
-    ``runner`` is the universal endpoint's `StepRunner`. ``telemetry`` (an object with
-    ``submit(ctx)`` and an optional ``otel`` recorder, i.e. `TelemetryMiddleware`) and
-    ``rate_limit`` (an object with ``check(ctx)``/``debit(ctx)``, i.e. `RateLimitMiddleware`)
-    are wired by `Gateway`; standalone, messages are neither logged nor is the upgrade counted.
+    ``runner`` is the universal endpoint's `StepRunner`. ``telemetry`` records each finished
+    message and ``rate_limit`` counts the upgrade; `Gateway` passes its own, standalone (None)
+    messages are neither logged nor is the upgrade counted.
     """
 
     def __init__(
@@ -276,8 +287,8 @@ class WebSocketAPI:
         runner: StepRunner,
         config: Config | None = None,
         *,
-        telemetry: Any = None,
-        rate_limit: Any = None,
+        telemetry: MessageRecorder | None = None,
+        rate_limit: UpgradeAdmission | None = None,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
@@ -321,24 +332,17 @@ class WebSocketAPI:
             return exc
         if self.rate_limit is None:
             return None
-        refusal: GatewayError | None = await self.rate_limit.check(ctx)
+        refusal = await self.rate_limit.check(ctx)
         if refusal is None:
             await self.rate_limit.debit(ctx)  # an upgrade used no tokens: releases the bookkeeping
         return refusal
 
     def log(self, ctx: RequestContext, scope: Scope) -> None:
         """One finished message: its OTel spans and metrics, then its log rows (never raises)."""
-        telemetry = self.telemetry
-        if telemetry is None:
+        if self.telemetry is None:
             return
-        otel = getattr(telemetry, "otel", None)
-        if otel is not None:
-            try:
-                otel.finish(otel.start(ctx, scope), ctx)
-            except Exception:
-                logger.exception("OpenTelemetry recorder failed")
         try:
-            telemetry.submit(ctx)
+            self.telemetry.record(ctx, scope)
         except Exception:
             logger.exception("could not log a WebSocket message")
 
