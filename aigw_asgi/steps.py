@@ -19,8 +19,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from ._asgi import set_headers
+from .bounds import BACKOFFS, MAX_ATTEMPTS, REQUEST_TIMEOUT_MS, RETRY_DELAY_MS, Range
 from .errors import InvalidProvider, InvalidRequest
-from .options import BACKOFFS, parse_options
+from .options import parse_options
 from .routing.balance import Route
 from .types import Headers
 
@@ -31,10 +32,10 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # fullmatch only: "$
 # Headers a step may not set and the client's headers may not pass on: the internal request's
 # framing is the gateway's own.
 FRAMING = frozenset({b"content-length", b"content-type", b"transfer-encoding", b"expect", b"host", b"connection"})
-_CONFIG_HEADERS: dict[str, tuple[bytes, int, int]] = {
-    "requestTimeout": (b"cf-aig-request-timeout", 1, 3_600_000),
-    "maxAttempts": (b"cf-aig-max-attempts", 1, 5),
-    "retryDelay": (b"cf-aig-retry-delay", 0, 5000),
+_CONFIG_HEADERS: dict[str, tuple[bytes, Range]] = {
+    "requestTimeout": (b"cf-aig-request-timeout", REQUEST_TIMEOUT_MS),
+    "maxAttempts": (b"cf-aig-max-attempts", MAX_ATTEMPTS),
+    "retryDelay": (b"cf-aig-retry-delay", RETRY_DELAY_MS),
 }
 
 
@@ -143,9 +144,9 @@ def _config_headers(raw: Any, where: str) -> Headers:
     out: Headers = []
     for key, value in raw.items():
         if key in _CONFIG_HEADERS:
-            header, lo, hi = _CONFIG_HEADERS[key]
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise bad_request(f"{where}.{key}", f"expected an integer from {lo} to {hi}")
+            header, bounds = _CONFIG_HEADERS[key]
+            if value not in bounds:
+                raise bad_request(f"{where}.{key}", f"expected an integer from {bounds.describe()}")
             out.append((header, str(value).encode()))
         elif key == "backoff":
             if value not in BACKOFFS:
