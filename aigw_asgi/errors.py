@@ -2,7 +2,6 @@
 
     ConfigError                     bad configuration, raised at start, never at request time
     GatewayError                    an answer the gateway makes itself (SPEC §4 envelope)
-    ├── UnknownGateway              400  2001
     ├── InvalidRequest              400  2004  bad header values, malformed JSON, path tricks
     ├── InvalidProvider             400  2008
     ├── BadCompatRequest            400  2019
@@ -52,10 +51,6 @@ class GatewayError(Exception):
             },
             separators=(",", ":"),
         ).encode()
-
-
-class UnknownGateway(GatewayError):
-    status, code, default_message = 400, 2001, "Unknown gateway"
 
 
 class InvalidRequest(GatewayError):

@@ -12,7 +12,7 @@ request never reaches a provider. Per request:
 
 A refusal is a 429 (code 2003) with ``Retry-After`` and ``RateLimit-*`` headers, and
 ``ctx.rate_limited_by`` names the rule for the log row. Storage trouble goes through one
-`Guard`: ``fail_open`` lets requests through (one warning per outage), otherwise 503 code 2011.
+`Breaker` (breaker.py): ``fail_open`` lets requests through (one warning per outage), otherwise 503 code 2011.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from typing import Any
 
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
 
 from .._asgi import ClientDisconnected, deny_websocket, read_body, replay_receive
+from ..breaker import Breaker, StorageDown
 from ..config import RateLimitConfig
 from ..context import ErrorType, RequestContext, ensure_context
 from ..errors import GatewayError, RateLimited, StoreUnavailable, send_error
@@ -43,7 +45,7 @@ from .keys import (
     provider_from_path,
     window_key,
 )
-from .storage import Guard, StorageDown, close_storage, logger, storage_from_uri
+from .storage import close_storage, logger, storage_from_uri
 
 Debits = list[tuple[Rule, RateLimiter, str]]
 """Token rules that admitted a request, with their counter keys (without window index)."""
@@ -82,8 +84,13 @@ class RateLimitMiddleware:
         self.clock = clock
         self.needs_model = any(rule.needs_model for rule in self.rules)
         self.needs_metadata = any(rule.needs_metadata for rule in self.rules)
-        self.has_token_rules = any(rule.unit == "tokens" for rule in self.rules)
-        self.guard = Guard(timeout_s=self.config.timeout_ms / 1000, backoff_s=outage_backoff_s)
+        self.guard = Breaker(
+            what="rate-limit storage",
+            logger=logger,
+            timeout_s=self.config.timeout_ms / 1000,
+            backoff_s=outage_backoff_s,
+            failures=(StorageError, OSError),
+        )
         self._storage = storage
         self._own_storage = storage is None
         self._guarded = True
