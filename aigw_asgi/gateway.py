@@ -35,7 +35,7 @@ from .routing.balance import compile_routes
 from .runner import StepRunner
 from .telemetry import Telemetry, TelemetryMiddleware
 from .transport import Transport, UpstreamStreamError
-from .types import ASGIApp, Receive, Scope, Send
+from .types import ASGIApp, Message, Receive, Scope, Send
 from .universal import UniversalMiddleware
 from .websocket import WebSocketAPI
 
@@ -139,7 +139,7 @@ class Gateway:
         ctx = ensure_context(scope, self.id)
         started = False
 
-        async def tracked_send(message: dict[str, Any]) -> None:
+        async def tracked_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
