@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -256,7 +257,7 @@ def _client_ip(scope: dict[str, Any]) -> str | None:
     return client[0] if client else None
 
 
-def route_path(scope: dict[str, Any]) -> str:
+def route_path(scope: Mapping[str, Any]) -> str:
     """The path below the app's mount point, as Starlette computes it for mounted apps."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")

@@ -91,7 +91,16 @@ class Gateway:
         # requests): it logs each message itself, and counts the upgrade on the rate limiter.
         self.universal.websocket.telemetry = self.telemetry
         self.universal.websocket.rate_limit = self.rate_limit
-        self.admin = AdminGuard(AdminApp(self), self.config.gateway)
+        self.admin = AdminGuard(
+            AdminApp(
+                self.config,
+                store=self.telemetry.store,
+                writer=self.telemetry,
+                cache=self.cache.storage,
+                prices=self.telemetry.prices,
+            ),
+            self.config.gateway,
+        )
 
         mount = self.config.gateway.mount_path.rstrip("/")
         self._mount = mount  # "" when the gateway sits at the root
