@@ -1,4 +1,4 @@
-"""``aigw serve | check-config | --version``.
+"""``aigw serve | check-config | keys | --version``.
 
 ``serve`` runs the gateway under uvicorn (httptools + uvloop when present). The config is read
 and validated in the parent first, so a bad key fails before any worker starts; workers then
@@ -121,6 +121,18 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace) -> int:
+    """``aigw keys create|list|revoke|rotate``: straight to the key store the config names."""
+    from .keys.cli import run
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"aigw: invalid config: {exc}", file=sys.stderr)
+        return 2
+    return run(config, args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aigw", description="A self-hosted AI gateway.")
     parser.add_argument("--version", action="version", version=f"aigw-asgi {__version__}")
@@ -134,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
     check.set_defaults(func=_check)
+    from .keys.cli import add_parser
+
+    add_parser(sub, _keys)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -4,9 +4,9 @@ Why a whole-table snapshot rather than a lookup per token: a presented key is th
 without any I/O (one SHA-256, one dict lookup, one constant-time compare), and a flood of made-up
 tokens costs the store nothing. Staleness is bounded instead: a request that finds the snapshot
 older than ``refresh_s`` reads the store's ``version`` (one cheap read, shared by every request
-waiting at that moment) and reloads the table only when it changed. A revocation on any
-instance therefore holds everywhere within ``refresh_s`` plus one store round trip (SPEC §14:
-2 s; the default is 0.5 s).
+waiting at that moment) and reloads the table only when it changed. A snapshot counts as taken
+when its read *started*, so a request whose check begins ``refresh_s`` after a revocation was
+committed, on any instance, sees it (SPEC §14 asks for 2 s; the default is 0.5 s).
 
 If the store cannot be reached, the last snapshot keeps serving (one warning per outage, through
 the shared `Breaker`): a revocation needs the store anyway, so nothing revoked while it is down
@@ -103,6 +103,9 @@ class KeyResolver:
         async with lock:
             if self._monotonic() - self._checked < self.refresh_s:
                 return  # another request refreshed while this one waited
+            # The snapshot is as new as the moment its read *started*: any change committed
+            # before then is in it, so a request checked refresh_s after a commit sees it.
+            started = self._monotonic()
             try:
                 version = await self.breaker.call(self.store.version)
                 if version != self._version:
@@ -112,7 +115,7 @@ class KeyResolver:
                 if self._version is None:
                     raise
                 return  # serve the last snapshot; the breaker says when to try again
-            self._checked = self._monotonic()
+            self._checked = started
 
     def _install(self, version: int, keys: list[GatewayKey]) -> None:
         self._by_digest = {bytes.fromhex(k.digest): k for k in keys}
