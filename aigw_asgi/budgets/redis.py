@@ -80,6 +80,9 @@ return held
 """
 
 
+MAX_CONNECTIONS = 128
+
+
 def redis_client(url: str, timeout_s: float) -> Any:
     """A redis-py asyncio client for ``redis://``, ``rediss://`` or ``redis+cluster://h1:p1,h2:p2``."""
     try:
@@ -104,8 +107,13 @@ def redis_client(url: str, timeout_s: float) -> Any:
         startup = [ClusterNode(h.rpartition(":")[0] or h, int(h.rpartition(":")[2] or 6379)) for h in nodes[1:]]
         if startup:
             common["startup_nodes"] = startup
-        return RedisCluster.from_url(real, **common)
-    return redis_asyncio.Redis.from_url(url, **common)
+        return RedisCluster.from_url(real, max_connections=MAX_CONNECTIONS, **common)
+    # A burst waits for a free connection (bounded by the timeout) instead of failing with
+    # "Too many connections", which the default pool raises once it has 100 in use.
+    pool = redis_asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=timeout_s, **common
+    )
+    return redis_asyncio.Redis.from_pool(pool)
 
 
 class RedisLedger:
