@@ -111,17 +111,20 @@ class ProviderRouter:
         self._drop_request = _DROP_REQUEST if self._compression else _DROP_REQUEST | {b"accept-encoding"}
         # The policy of a request that sets no retry header, built once.
         self._default_policy = retry_policy(RequestOptions(), self.config.retries)
+        from .realtime import RealtimeProxy  # here: realtime reuses this module's path checks
+
+        self.realtime = RealtimeProxy(self.config, providers=self.providers)
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+        await self.realtime.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self.handle(scope, receive, send)
         elif kind == "websocket":
-            # Realtime pass-through (WS /{provider}/...) is on the roadmap; refuse cleanly.
-            await send({"type": "websocket.close", "code": 1008, "reason": "not supported"})
+            await self.realtime(scope, receive, send)  # WS /{provider}/{path}: aigw_asgi/realtime/
         elif kind == "lifespan":
             await lifespan_loop(receive, send, None, self.aclose)
 

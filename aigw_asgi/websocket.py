@@ -49,6 +49,7 @@ from .config import Config
 from .context import Headers, RequestContext, ensure_context
 from .errors import GatewayError, InvalidRequest, PayloadTooLarge, RateLimited, UpstreamError
 from .providers.sse import NDJSONParser, SSEParser
+from .telemetry.middleware import PER_MESSAGE
 from .transport import UpstreamStreamError
 
 if TYPE_CHECKING:
@@ -294,6 +295,7 @@ class WebSocketAPI:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = ensure_context(scope, self.gateway_id)
+        ctx.extra[PER_MESSAGE] = True  # each message gets its rows; the socket none of its own
         message = await receive()
         if message["type"] != "websocket.connect":
             return  # the client left before the handshake

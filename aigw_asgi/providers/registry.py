@@ -28,6 +28,30 @@ class ProviderKey:
 
 
 @dataclass(frozen=True, slots=True)
+class RealtimeAPI:
+    """A provider's realtime WebSocket (``WS /{provider}/{path}``, see aigw_asgi/realtime/).
+
+    Where it lives: ``root`` is what the client's path is joined to, as for HTTP -- ``{base}``
+    (the HTTP ``base_url``), ``{origin}`` (its scheme and host) or ``{origin}/...`` -- with
+    http(s) turned into ws(s), so a ``base_url`` override moves the realtime socket along. A
+    client that names no path (``/openai?model=…``, Cloudflare's spelling) gets ``path``. A
+    configured ``realtime_url`` (``url``) replaces all that: every session goes to that one URL.
+
+    How the key is presented: the provider's ``auth_header`` upstream, always. Clients may bring
+    it in that header, in a query parameter (``key_query``) or -- browsers cannot set headers --
+    in a subprotocol entry ``{key_subprotocol}<key>``; the gateway moves it into the header.
+    """
+
+    root: str = "{base}"
+    path: str = ""
+    url: str | None = None
+    key_subprotocol: str | None = None  # e.g. "openai-insecure-api-key."
+    key_query: tuple[str, ...] = ()  # query parameters that carry a credential
+    model_query: tuple[str, ...] = ("model",)  # query parameters that name the model
+    path_query: tuple[str, ...] = ()  # path params sent as query params when no model is named (Azure)
+
+
+@dataclass(frozen=True, slots=True)
 class Provider:
     name: str
     base_url: str
@@ -42,6 +66,7 @@ class Provider:
     keys: tuple[ProviderKey, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()  # extra headers added upstream when absent
     stream_usage: bool = False  # accepts OpenAI's stream_options.include_usage (injected for usage)
+    realtime: RealtimeAPI | None = None  # None: no realtime WebSocket
 
     def credential_value(self, key: str) -> str:
         return f"{self.auth_scheme} {key}" if self.auth_scheme else key
@@ -51,7 +76,14 @@ class Provider:
 BUILTINS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider("openai", "https://api.openai.com/v1", "v1", otel_name="openai", stream_usage=True),
+        Provider(
+            "openai",
+            "https://api.openai.com/v1",
+            "v1",
+            otel_name="openai",
+            stream_usage=True,
+            realtime=RealtimeAPI("{base}", "realtime", key_subprotocol="openai-insecure-api-key."),
+        ),
         Provider(
             "azure-openai",
             "https://{resource}.openai.azure.com/openai/deployments/{deployment}",
@@ -60,6 +92,14 @@ BUILTINS: dict[str, Provider] = {
             otel_name="azure.ai.openai",
             stream_usage=True,
             path_params=("resource", "deployment"),
+            # wss://{resource}.openai.azure.com/openai/realtime?api-version=…&deployment=…
+            realtime=RealtimeAPI(
+                "{origin}/openai",
+                "realtime",
+                key_query=("api-key",),
+                model_query=("deployment", "model"),
+                path_query=("deployment",),
+            ),
         ),
         Provider(
             "anthropic",
@@ -94,6 +134,13 @@ BUILTINS: dict[str, Provider] = {
             format="gemini",
             otel_name="gcp.gemini",
             query_key="key",
+            # The Live API sits beside the versioned REST base, at the host's root.
+            realtime=RealtimeAPI(
+                "{origin}",
+                "ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent",
+                key_query=("key", "access_token"),
+                model_query=(),
+            ),
         ),
         Provider("deepseek", "https://api.deepseek.com", otel_name="deepseek", stream_usage=True),
         Provider("perplexity-ai", "https://api.perplexity.ai", otel_name="perplexity"),
@@ -151,6 +198,8 @@ def _configured(name: str, base: Provider | None, cfg: ProviderConfig) -> Provid
         changes["stream_usage"] = cfg.stream_usage
     if cfg.headers:
         changes["headers"] = tuple((k.lower(), v) for k, v in cfg.headers.items())
+    if cfg.realtime_url is not None:
+        changes["realtime"] = replace(base.realtime or RealtimeAPI(), url=cfg.realtime_url.rstrip("/"))
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -226,6 +275,54 @@ def join_url(provider: Provider, path: str) -> tuple[str, dict[str, str]]:
             if path == alt or path.startswith(alt + "/"):
                 return base[: -len(prefix)] + path, params
     return f"{base}/{path}" if path else base, params
+
+
+def realtime_endpoint(provider: Provider, path: str) -> tuple[str, dict[str, str]]:
+    """The ws(s) URL of ``provider``'s realtime socket for ``path`` (validated, no leading slash).
+
+    Returns the URL (without query) and the path params (Azure's resource and deployment).
+    Raises ``ValueError`` with a user-facing message, like `join_url`.
+    """
+    realtime = provider.realtime
+    if realtime is None:
+        raise ValueError(f"provider {provider.name} has no realtime WebSocket")
+    params: dict[str, str] = {}
+    count = len(provider.path_params)
+    if count:
+        parts = path.split("/", count)
+        if len(parts) < count or not all(parts[:count]):
+            raise ValueError(f"expected /{provider.name}/{'/'.join('{' + p + '}' for p in provider.path_params)}")
+        for pname, value in zip(provider.path_params, parts, strict=False):
+            if not _HOST_LABEL.match(value):
+                raise ValueError(f"invalid {pname} in path")
+            params[pname] = value
+        path = parts[count] if len(parts) > count else ""
+    if realtime.url is not None:
+        url = realtime.url  # configured: the one endpoint, whatever path the client named
+    else:
+        base = provider.base_url
+        scheme, sep, rest = base.partition("://")
+        root = realtime.root.replace("{base}", base).replace("{origin}", scheme + sep + rest.split("/", 1)[0])
+        for pname, value in params.items():
+            root = root.replace("{" + pname + "}", value)
+        versioned = realtime.root == "{base}"  # only the REST base ends with the version segment
+        joined = replace(
+            provider,
+            base_url=root,
+            path_params=(),
+            version_prefix=provider.version_prefix if versioned else "",
+            alt_prefixes=provider.alt_prefixes if versioned else (),
+        )
+        url, _ = join_url(joined, path or realtime.path)
+    for pname, value in params.items():
+        url = url.replace("{" + pname + "}", value)
+    if "{" in url:
+        raise ValueError(f"provider {provider.name} is not configured (its URL has placeholders)")
+    if url.startswith("https://"):
+        return "wss://" + url[8:], params
+    if url.startswith("http://"):
+        return "ws://" + url[7:], params
+    return url, params
 
 
 def relative_path(provider: Provider, path: str) -> str:

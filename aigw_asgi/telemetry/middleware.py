@@ -36,6 +36,10 @@ logger = logging.getLogger("aigw_asgi.telemetry")
 
 _WARN_EVERY_S = 10.0
 
+PER_MESSAGE = "aigw.telemetry.per_message"
+"""``ctx.extra`` key set by a WebSocket layer that logs each message itself (the WebSocket API):
+the socket then gets no row of its own."""
+
 
 class _Flush:
     """A marker put on the queue by `TelemetryMiddleware.flush`: set once everything before it is written."""
@@ -98,9 +102,11 @@ class TelemetryMiddleware:
     # -- the request path -----------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            # lifespan: the inner app's business. websocket: the universal WebSocket layer logs
-            # each message itself through `submit`, since one socket carries many requests.
+        kind = scope["type"]
+        if kind == "websocket":
+            await self._session(scope, receive, send)
+            return
+        if kind != "http":  # lifespan: the inner app's business
             await self.app(scope, receive, send)
             return
         ctx = ensure_context(scope, self.gateway_id)
@@ -128,6 +134,28 @@ class TelemetryMiddleware:
             if ctx.ended is None:
                 ctx.ended = time.perf_counter()
             self._finish(ctx, handle)
+
+    async def _session(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket is one row and one span, written when it ends: a realtime session, or an
+        upgrade refused by a layer (auth, rate limit). The WebSocket API (``GET /``) carries many
+        requests: it logs each message itself and marks its socket `PER_MESSAGE` (no row).
+
+        The span is made at the end from the context's own clock readings (`OTelRecorder.record`),
+        so it still starts when the upgrade arrived and a per-message socket costs none.
+        """
+        ctx = ensure_context(scope, self.gateway_id)
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            if ctx.status_code is None:
+                _note_exception(ctx, exc)
+            raise
+        finally:
+            if not ctx.extra.get(PER_MESSAGE):
+                if ctx.ended is None:
+                    ctx.ended = time.perf_counter()
+                otel = self.otel
+                self._finish(ctx, otel.start(ctx, scope) if otel is not None else None)
 
     def _finish(self, ctx: RequestContext, handle: Any) -> None:
         # The price feeds log rows and spans only: with both off, nobody would read it.
