@@ -106,6 +106,8 @@ class RealtimeProxy:
                 # sock_read bounds the handshake's answer; aiohttp lifts it once upgraded.
                 timeout=aiohttp.ClientTimeout(total=None, connect=connect, sock_read=connect),
                 cookie_jar=aiohttp.DummyCookieJar(),
+                # What the client sent goes upstream; aiohttp adds no Accept/Accept-Encoding of its own.
+                skip_auto_headers=("Accept", "Accept-Encoding"),
                 trust_env=False,
             )
         return self._client
@@ -211,6 +213,7 @@ async def deny(scope: Scope, send: Send, exc: GatewayError, ctx: RequestContext)
 
 async def _accept_and_close(send: Send, plan: UpstreamPlan, ctx: RequestContext, code: int, reason: str) -> None:
     """Accept only to close with a code and reason: a browser can read those, never a 401 page."""
+    ctx.extra[LOG_METADATA] = {"realtime_close_code": code, "realtime_closed_by": "gateway"}
     try:
         subprotocol = accepted_subprotocol(plan, None)
         await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": ctx.response_headers()})
@@ -319,9 +322,11 @@ class _Session:
             kind = message["type"]
             if kind == "websocket.disconnect":
                 code = message.get("code", 1005)
-                if code in _NORMAL:
+                # A close frame, whatever its code, is the client's own choice. A connection lost
+                # without one is 1006, or (uvicorn) 1005 with no "reason": a close frame has one.
+                if code != 1006 and not (code == 1005 and "reason" not in message):
                     return _End("client", code, message.get("reason") or "", client_gone=True)
-                return _End("client", code, "", error="client disconnected", error_type="client_disconnect",
+                return _End("client", 1006, error="client disconnected", error_type="client_disconnect",
                             client_gone=True)  # fmt: skip
             if kind != "websocket.receive":
                 continue
