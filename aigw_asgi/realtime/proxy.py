@@ -36,14 +36,15 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._asgi import Message, Receive, Scope, Send
+from .._asgi import deny_websocket
 from ..config import Config
-from ..context import RequestContext, ensure_context
+from ..context import CLIENT_DISCONNECTED, ErrorType, RequestContext, ensure_context
 from ..errors import GatewayError, InvalidProvider, NotFound, UpstreamTimeout, UpstreamUnreachable
 from ..providers.registry import ProviderRegistry
 from ..ratelimit.middleware import SESSION_DEBIT
 from ..router import _check_path, _quote_path
 from ..telemetry.records import LOG_METADATA
+from ..types import Message, Receive, Scope, Send
 from ..websocket import frame_size
 from .events import SessionMeter
 from .handshake import UpstreamPlan, accepted_subprotocol, plan_upstream
@@ -128,8 +129,8 @@ class RealtimeProxy:
         try:
             plan, fmt = self._plan(ctx, scope)
         except GatewayError as exc:
-            _note(ctx, exc)
-            await deny(scope, send, exc, ctx)
+            ctx.fail(exc)
+            await deny_websocket(scope, send, exc, ctx.response_headers())
             return
         ws = await self._connect(ctx, plan, send)
         if ws is None:
@@ -176,39 +177,22 @@ class RealtimeProxy:
                 )
         except aiohttp.WSServerHandshakeError as exc:
             code, reason = refusal_close(exc.status)
-            ctx.status_code, ctx.error, ctx.error_type = exc.status, reason, str(exc.status)
+            ctx.answered(exc.status)
+            ctx.error = reason
             await _accept_and_close(send, plan, ctx, code, reason)
             return None
         except TimeoutError:
-            error: GatewayError = UpstreamTimeout("Provider did not answer the realtime handshake in time")
-            _note(ctx, error)
-            ctx.error_type = "timeout"
+            ctx.fail(UpstreamTimeout("Provider did not answer the realtime handshake in time"), ErrorType.TIMEOUT)
             await _accept_and_close(send, plan, ctx, 1011, "upstream unreachable: handshake timed out")
             return None
         except (aiohttp.ClientError, OSError) as exc:
-            error = UpstreamUnreachable(f"Failed to reach the provider's realtime socket ({type(exc).__name__})")
-            _note(ctx, error)
-            ctx.error_type = "connect_error"
-            await _accept_and_close(send, plan, ctx, 1011, f"upstream unreachable ({type(exc).__name__})")
+            why = type(exc).__name__
+            ctx.fail(
+                UpstreamUnreachable(f"Failed to reach the provider's realtime socket ({why})"), ErrorType.CONNECT_ERROR
+            )
+            await _accept_and_close(send, plan, ctx, 1011, f"upstream unreachable ({why})")
             return None
         return ws
-
-
-def _note(ctx: RequestContext, exc: GatewayError) -> None:
-    ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
-    ctx.error_type = ctx.error_type or type(exc).__name__
-
-
-async def deny(scope: Scope, send: Send, exc: GatewayError, ctx: RequestContext) -> None:
-    """Refuse a handshake with the SPEC §4 envelope when the server can send one, else close 1008."""
-    if "websocket.http.response" in (scope.get("extensions") or {}):
-        body = exc.envelope()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        headers += exc.headers + ctx.response_headers()
-        await send({"type": "websocket.http.response.start", "status": exc.status, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1008, "reason": _reason(exc.message)})
 
 
 async def _accept_and_close(send: Send, plan: UpstreamPlan, ctx: RequestContext, code: int, reason: str) -> None:
@@ -294,7 +278,7 @@ class _Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if end is None:  # cancelled (server shutdown): both sides go away
-                end = _End("gateway", 1001, "gateway shutting down", error="cancelled", error_type="cancelled")
+                end = _End("gateway", 1001, "gateway shutting down", error="cancelled", error_type=ErrorType.CANCELLED)
             try:
                 await self._close(end)
             finally:
@@ -326,7 +310,7 @@ class _Session:
                 # without one is 1006, or (uvicorn) 1005 with no "reason": a close frame has one.
                 if code != 1006 and not (code == 1005 and "reason" not in message):
                     return _End("client", code, message.get("reason") or "", client_gone=True)
-                return _End("client", 1006, error="client disconnected", error_type="client_disconnect",
+                return _End("client", 1006, error=CLIENT_DISCONNECTED, error_type=ErrorType.CLIENT_DISCONNECT,
                             client_gone=True)  # fmt: skip
             if kind != "websocket.receive":
                 continue
@@ -382,7 +366,7 @@ class _Session:
                 try:
                     await send(out)
                 except OSError:  # ASGI >= 2.4 servers raise once the client is gone
-                    return _End("client", 1006, error="client disconnected", error_type="client_disconnect",
+                    return _End("client", 1006, error=CLIENT_DISCONNECTED, error_type=ErrorType.CLIENT_DISCONNECT,
                                 client_gone=True)  # fmt: skip
             elif kind is WSMsgType.CLOSE:
                 code = msg.data if isinstance(msg.data, int) else 1005
@@ -453,7 +437,7 @@ class _Session:
         ctx.model = meter.model or ctx.model
         ctx.response_model = meter.response_model
         if end.error is not None:
-            ctx.error, ctx.error_type = end.error, end.error_type
+            ctx.broke(end.error, end.error_type or "realtime")
         if self.captured_up:
             ctx.body = bytes(self.captured_up)
         if self.captured_down:
