@@ -40,9 +40,9 @@ from .._asgi import deny_websocket
 from ..config import Config
 from ..context import CLIENT_DISCONNECTED, ErrorType, RequestContext, ensure_context
 from ..errors import GatewayError, InvalidProvider, NotFound, UpstreamTimeout, UpstreamUnreachable
+from ..providers.paths import check_path, quote_path
 from ..providers.registry import ProviderRegistry
 from ..ratelimit.middleware import SESSION_DEBIT
-from ..router import _check_path, _quote_path
 from ..telemetry.records import LOG_METADATA
 from ..types import Message, Receive, Scope, Send
 from ..websocket import frame_size
@@ -147,11 +147,11 @@ class RealtimeProxy:
         ctx.provider = slug
         if provider.realtime is None:
             raise NotFound(f"Provider '{slug}' has no realtime WebSocket API (custom providers: set realtime_url)")
-        _check_path(scope, path)
+        check_path(scope, path)
         ctx.endpoint = path
         alias = ctx.options.byok_alias  # a bad cf-aig-* header is a 400 here, before any upstream work
         query = scope.get("query_string", b"").decode("latin-1")
-        plan = plan_upstream(provider, _quote_path(path), query, ctx, scope, self.providers.pick_key, alias)
+        plan = plan_upstream(provider, quote_path(path), query, ctx, scope, self.providers.pick_key, alias)
         ctx.model = plan.model
         return plan, provider.format
 
