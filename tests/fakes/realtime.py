@@ -31,8 +31,8 @@ Test controls, in either dialect::
                                                      connection takes them (``session.sent``)
     {"type": "fake.big", "size": S}                  one text frame of S bytes
 
-Steering: ``fake.refuse(401, times=1)`` answers the next handshakes with that HTTP status and an
-OpenAI-style error body; ``usage`` (input, output, cached tokens per response/turn) and
+Steering: ``fake.refuse(401, times=1)`` (or ``?fake_status=401`` on the URL, which a browser can
+send) answers the next handshakes with that HTTP status and an OpenAI-style error body; ``usage`` (input, output, cached tokens per response/turn) and
 ``audio_deltas`` set what responses report. Recording: ``fake.sessions`` (`RealtimeSession`:
 path, query, headers, offered and accepted subprotocols, frames received, frames sent, the close
 code and reason the gateway sent, ``closed`` event); ``fake.wait_for_sessions(n)``.
@@ -140,6 +140,8 @@ class FakeRealtime:
         with self._lock:
             self.sessions.append(session)
             status = self._refusals.pop(0) if self._refusals else None
+        if status is None and session.query.get("fake_status"):
+            status = int(session.query["fake_status"][0])  # steering a browser can send
         if status is not None:
             body = json.dumps(
                 {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": None}}
