@@ -36,7 +36,11 @@ session.onmessage = (event) => {
   const message = JSON.parse(event.data);
   types.push(message.type);
   if (message.type === "session.created") session.send(JSON.stringify({type: "response.create"}));
-  if (message.type === "response.done") { result.protocol = session.protocol; result.types = types; session.close(1000, "done"); }
+  if (message.type === "response.done") {
+    result.protocol = session.protocol;
+    result.types = types;
+    session.close(1000, "done");
+  }
 };
 session.onerror = () => { result.error = "session failed"; };
 session.onclose = () => {
