@@ -178,7 +178,7 @@ class RealtimeProxy:
         except aiohttp.WSServerHandshakeError as exc:
             code, reason = refusal_close(exc.status)
             ctx.answered(exc.status)
-            ctx.error = reason
+            ctx.broke(reason, str(exc.status))
             await _accept_and_close(send, plan, ctx, code, reason)
             return None
         except TimeoutError:

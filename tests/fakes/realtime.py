@@ -34,9 +34,9 @@ Test controls, in either dialect::
 Steering: ``fake.refuse(401, times=1)`` (or ``?fake_status=401`` on the URL, which a browser can
 send) answers the next handshakes with that HTTP status and an OpenAI-style error body; ``usage``
 (input, output, cached tokens per response/turn) and ``audio_deltas`` set what responses report.
-Recording: ``fake.sessions`` (`RealtimeSession`:
-path, query, headers, offered and accepted subprotocols, frames received, frames sent, the close
-code and reason the gateway sent, ``closed`` event); ``fake.wait_for_sessions(n)``.
+Recording: ``fake.sessions`` (`RealtimeSession`: path, query, headers, offered and accepted
+subprotocols, frames received, frames sent, the close code and reason the gateway sent, a
+``closed`` event); ``fake.wait_for_sessions(n)``.
 """
 
 from __future__ import annotations
