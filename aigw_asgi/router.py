@@ -36,7 +36,7 @@ from .errors import (
     send_error,
 )
 from .options import RequestOptions
-from .providers.registry import Provider, ProviderRegistry, join_url, model_from
+from .providers.registry import Provider, ProviderRegistry, dialect, join_url, model_from
 from .providers.stream import StreamTracker, error_event
 from .providers.usage import usage_from_json
 from .routing.retry import next_retry_delay, retry_policy
@@ -157,6 +157,7 @@ class ProviderRouter:
             url, params = join_url(provider, _quote_path(path))
         except ValueError as exc:
             raise InvalidRequest(f"Invalid path: {exc}") from None
+        provider = dialect(provider, path)  # e.g. Ollama's /v1/… speaks OpenAI's wire format
         query: bytes = scope.get("query_string", b"")
         if query:
             url = f"{url}?{query.decode('latin-1')}"

@@ -84,7 +84,11 @@ def fake_providers(fake_url: str) -> dict[str, dict[str, Any]]:
         "workers-ai": {"base_url": f"{fake_url}/client/v4/accounts/acc/ai/run"},
         "ollama": {"base_url": fake_url},
         "groq": {"base_url": f"{fake_url}/openai/v1"},
-        "azure-openai": {"base_url": f"{fake_url}/openai/deployments/{{deployment}}"},
+        "azure-openai": {"base_url": f"{fake_url}/openai"},
+        "mistral": {"base_url": f"{fake_url}/v1"},
+        "cohere": {"base_url": f"{fake_url}/v1"},
+        "huggingface": {"base_url": f"{fake_url}/hf-inference/models"},
+        "replicate": {"base_url": f"{fake_url}/v1"},
     }
 
 
