@@ -142,7 +142,7 @@ class ProviderConfig:
     api_keys: list[ProviderKeyConfig] = field(default_factory=list)
     auth_header: str | None = None
     auth_scheme: str | None = None  # "Bearer", "Token", "" …
-    format: str | None = None  # usage wire format: openai|anthropic|gemini|workers-ai|cohere|ollama
+    format: str | None = None  # usage wire format: openai|anthropic|gemini|workers-ai|cohere|ollama|replicate
     account_id: str | None = None  # workers-ai
     stream_usage: bool | None = None  # inject stream_options.include_usage (OpenAI-style APIs)
     headers: dict[str, str] = field(default_factory=dict)

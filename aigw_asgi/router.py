@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from . import _json
+from . import _json, multipart
 from ._asgi import HOP_BY_HOP, ClientDisconnected, Receive, Scope, Send, lifespan_loop, read_body
 from .config import Config
 from .context import RequestContext, ensure_context
@@ -165,10 +165,19 @@ class ProviderRouter:
 
         body = await read_body(ctx, receive, self.max_body)
         parsed = ctx.json() if body[:1] in (b"{", b"[") or body[:3] == b"\xef\xbb\xbf" else None
+        if parsed is None and body:  # an upload (audio/transcriptions) names its model in a form field
+            form_model = multipart.text_field(body, ctx.header(b"content-type"), "model")
+            parsed = {"model": form_model} if form_model else None
         ctx.model = ctx.model or model_from(provider, path, params, parsed)
         options = ctx.options
         strip_usage = False
-        if provider.stream_usage and isinstance(parsed, dict) and parsed.get("stream") is True:
+        # Chat Completions only: the Responses API refuses stream_options.include_usage.
+        if (
+            provider.stream_usage
+            and path.endswith("completions")
+            and isinstance(parsed, dict)
+            and parsed.get("stream") is True
+        ):
             stream_options = parsed.get("stream_options")
             if not (isinstance(stream_options, dict) and stream_options.get("include_usage")):
                 # Ask for the usage chunk so streams are accounted; hide it again from a client

@@ -85,10 +85,11 @@ def fake_providers(fake_url: str) -> dict[str, dict[str, Any]]:
         "ollama": {"base_url": fake_url},
         "groq": {"base_url": f"{fake_url}/openai/v1"},
         "azure-openai": {"base_url": f"{fake_url}/openai"},
-        "mistral": {"base_url": f"{fake_url}/v1"},
-        "cohere": {"base_url": f"{fake_url}/v1"},
+        # Paths the fake tells apart from OpenAI's (tests/fakes/extra.py)
+        "mistral": {"base_url": f"{fake_url}/mistral/v1"},
+        "cohere": {"base_url": f"{fake_url}/cohere/v1"},
         "huggingface": {"base_url": f"{fake_url}/hf-inference/models"},
-        "replicate": {"base_url": f"{fake_url}/v1"},
+        "replicate": {"base_url": f"{fake_url}/replicate/v1"},
     }
 
 

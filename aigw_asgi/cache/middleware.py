@@ -101,7 +101,7 @@ class CacheMiddleware:
             path=relative_path(known, rest) if known is not None else rest,
             query=scope.get("query_string", b""),
             credential=policy.credential_hash(ctx.headers),
-            body=policy.canonical_body(body, parsed),
+            body=policy.canonical_body(body, parsed, ctx.header(b"content-type")),
             stream=policy.stream_flag(parsed),
             custom_key=ctx.options.cache_key,
         )
