@@ -197,7 +197,7 @@ class CacheMiddleware:
             body=chunks[0] if len(chunks) == 1 else b"".join(chunks),
             provider=provider,
             stream=streamed,
-            model=ctx.model,
+            model=ctx.response_model or ctx.model,  # a hit's row names the model that answered
         )
         if future is not None and not future.done():
             future.set_result(entry)  # waiters replay now; the store write below is not their concern

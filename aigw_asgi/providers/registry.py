@@ -137,6 +137,7 @@ BUILTINS: dict[str, Provider] = {
             "hf-inference/models",
             ("v1",),
             otel_name="huggingface",
+            stream_usage=True,  # the router's chat completions take stream_options like OpenAI's
         ),
         Provider("replicate", "https://api.replicate.com/v1", "v1", format="replicate", otel_name="replicate"),
         Provider(

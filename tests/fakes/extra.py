@@ -40,6 +40,8 @@ from tests.fakes.upstream import (
 
 Handler = Callable[[_Ctx], _Reply]
 
+# Version ids the fake knows the model of (a real prediction names its model whatever was asked).
+VERSIONS = {"5a6809ca6288247d06daf6365557e5e429063f32a21146b2a807c682652136b8": "meta/meta-llama-3-8b-instruct"}
 _PREDICTIONS: dict[str, dict[str, Any]] = {}  # Replicate predictions by id, for GET (bounded below)
 _REPLICATE_CREATE = re.compile(r"^/replicate/v1/(?:models/(?P<model>[^/]+/[^/]+)/)?predictions$")
 _REPLICATE_GET = re.compile(r"^/replicate/v1/predictions/(?P<id>[A-Za-z0-9_-]+)$")
@@ -170,8 +172,11 @@ def _hf_inference(ctx: _Ctx, model: str, task: str | None) -> _Reply:
 def _replicate_create(ctx: _Ctx, model: str | None) -> _Reply:
     pid = _new_id("fk")
     version = ctx.body.get("version")
-    if model is None and isinstance(version, str) and ":" in version:
-        model, _, version = version.partition(":")
+    if model is None and isinstance(version, str):
+        if ":" in version:
+            model, _, version = version.partition(":")
+        else:
+            model = VERSIONS.get(version)
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     prediction = {
         "id": pid,
