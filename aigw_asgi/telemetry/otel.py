@@ -27,11 +27,12 @@ from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_pr
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from .. import __version__
+from .._version import __version__
 from ..config import TelemetryConfig
-from ..context import Headers, RequestContext, Usage
+from ..context import RequestContext, Usage
 from ..errors import GatewayError
 from ..providers.registry import BUILTINS
+from ..types import Headers
 from . import semconv as sc
 from .otel_content import content_attributes
 
