@@ -51,6 +51,10 @@ class GatewayConfig:
     admin_token: str | None = field(default=None, repr=False)
     max_request_bytes: int = 26_214_400  # 25 MiB, Cloudflare's cacheable-request limit
     trusted_proxy_header: str | None = None  # e.g. "x-forwarded-for": where the client IP comes from
+    # Which providers this gateway calls: None = every built-in and configured custom provider.
+    # Anything else is refused with 400 code 2008 before any upstream call (fewer doors).
+    providers: list[str] | None = None
+    only_configured_providers: bool = False  # only providers with a [providers.NAME] table
 
 
 @dataclass

@@ -143,7 +143,7 @@ class ProviderRouter:
             raise NotFound("Not found: use /{provider}/{path}")
         provider = self.providers.get(slug)
         if provider is None:
-            raise InvalidProvider(f"Invalid provider: {slug[:64]}")
+            raise InvalidProvider(self.providers.refusal(slug))
         ctx.provider = slug
         _check_path(scope, path)
         try:

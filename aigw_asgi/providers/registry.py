@@ -233,8 +233,9 @@ def _configured(name: str, base: Provider | None, cfg: ProviderConfig) -> Provid
 class ProviderRegistry:
     """The providers a gateway knows, with BYOK keys, built once from config."""
 
-    def __init__(self, providers: dict[str, Provider]):
+    def __init__(self, providers: dict[str, Provider], refused: frozenset[str] = frozenset()):
         self._providers = providers
+        self._refused = refused  # known providers this gateway is configured not to call
         # Round-robin over a provider's keys when the client names no alias (issue: spread load
         # across several keys). itertools.count is atomic enough under asyncio's single thread.
         self._turns = {name: itertools.count() for name in providers}
@@ -249,10 +250,20 @@ class ProviderRegistry:
                     "custom providers are named custom-{{slug}})"
                 )
             providers[name] = _configured(name, BUILTINS.get(name), cfg)
-        return cls(providers)
+        allowed = _allowed(config, providers) if config is not None else None
+        if allowed is None:
+            return cls(providers)
+        refused = frozenset(providers) - allowed
+        return cls({n: p for n, p in providers.items() if n in allowed}, refused)
 
     def get(self, name: str) -> Provider | None:
         return self._providers.get(name)
+
+    def refusal(self, name: str) -> str:
+        """The message for a provider this gateway does not serve (400, code 2008)."""
+        if name in self._refused:
+            return f"Invalid provider: {name} is not enabled on this gateway"
+        return f"Invalid provider: {name[:64]}"
 
     def __contains__(self, name: str) -> bool:
         return name in self._providers
@@ -272,6 +283,27 @@ class ProviderRegistry:
         if len(provider.keys) == 1:
             return provider.keys[0]
         return provider.keys[next(self._turns[provider.name]) % len(provider.keys)]
+
+
+def _allowed(config: Config, providers: dict[str, Provider]) -> frozenset[str] | None:
+    """The names ``[gateway] providers`` / ``only_configured_providers`` allow; None = all."""
+    g = config.gateway
+    if g.providers is None and not g.only_configured_providers:
+        return None
+    allowed = set(providers)
+    if g.providers is not None:
+        for i, name in enumerate(g.providers):
+            if name not in providers:
+                raise ConfigError(
+                    f"gateway.providers[{i}]: unknown provider {name[:64]!r} "
+                    "(a built-in, or a custom-{slug} with a [providers] table)"
+                )
+        allowed = set(g.providers)
+    if g.only_configured_providers:
+        if not config.providers:
+            raise ConfigError("gateway.only_configured_providers: no [providers.NAME] table, so no provider")
+        allowed &= set(config.providers)
+    return frozenset(allowed)
 
 
 def canonical_path(provider: Provider, path: str) -> str:
