@@ -45,6 +45,7 @@ class Breaker:
         self.backoff_s = backoff_s
         self.failures = failures
         self.consequence = consequence
+        self._catch: tuple[type[BaseException], ...] = (*failures, TimeoutError)
         self.down_until = 0.0
         self.down = False
 
@@ -57,7 +58,7 @@ class Breaker:
         try:
             async with asyncio.timeout(self.timeout_s):
                 result = await fn(*args, **kwargs)
-        except (*self.failures, TimeoutError) as exc:
+        except self._catch as exc:
             self.trip(exc)
             raise StorageDown() from None
         self.ok()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import _json
 from ._asgi import header
 from .errors import GatewayError
-from .types import Headers
+from .types import Headers, Scope
 
 if TYPE_CHECKING:
     from .options import RequestOptions
@@ -325,12 +325,12 @@ class RequestContext:
         return headers
 
 
-def _client_ip(scope: dict[str, Any]) -> str | None:
+def _client_ip(scope: Scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
 
 
-def route_path(scope: dict[str, Any]) -> str:
+def route_path(scope: Scope) -> str:
     """The path below the app's mount point, as Starlette computes it for mounted apps."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
@@ -339,7 +339,7 @@ def route_path(scope: dict[str, Any]) -> str:
     return path
 
 
-def ensure_context(scope: dict[str, Any], gateway_id: str = "default") -> RequestContext:
+def ensure_context(scope: Scope, gateway_id: str = "default") -> RequestContext:
     """The request's context, created on first touch (any layer may be the outermost one)."""
     state = scope.get("state")
     if state is None:
@@ -365,7 +365,7 @@ def ensure_context(scope: dict[str, Any], gateway_id: str = "default") -> Reques
     return ctx
 
 
-def get_context(scope: dict[str, Any]) -> RequestContext | None:
+def get_context(scope: Scope) -> RequestContext | None:
     """The request's context if a gateway layer has created one."""
     state = scope.get("state")
     return state.get("aigw") if state else None

@@ -35,7 +35,7 @@ from .routing.balance import compile_routes
 from .runner import StepRunner
 from .telemetry import Telemetry, TelemetryMiddleware
 from .transport import Transport, UpstreamStreamError
-from .types import ASGIApp, Receive, Scope, Send
+from .types import ASGIApp, Message, Receive, Scope, Send
 from .universal import UniversalMiddleware
 from .websocket import WebSocketAPI
 
@@ -105,7 +105,16 @@ class Gateway:
         self.auth = AuthMiddleware(self.universal, gateway)
         self.telemetry = TelemetryMiddleware(self.auth, telemetry=self.recorder)
         self.app: ASGIApp = self.telemetry
-        self.admin = AdminGuard(AdminApp(self), gateway)
+        self.admin = AdminGuard(
+            AdminApp(
+                self.config,
+                store=self.recorder.store,
+                writer=self.recorder,
+                cache=self.cache.storage,
+                prices=self.recorder.prices,
+            ),
+            gateway,
+        )
 
         mount = self.config.gateway.mount_path.rstrip("/")
         self._mount = mount  # "" when the gateway sits at the root
@@ -139,7 +148,7 @@ class Gateway:
         ctx = ensure_context(scope, self.id)
         started = False
 
-        async def tracked_send(message: dict[str, Any]) -> None:
+        async def tracked_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True

@@ -191,6 +191,7 @@ class ProviderRouter:
         )
         # Set only once a call is about to leave: telemetry makes upstream (client) spans from it.
         ctx.upstream_host, ctx.upstream_port = _host_port(url.partition("?")[0])
+        resp: UpstreamResponse
         while True:
             try:
                 resp = await self.transport.request(ctx.method, url, headers, body, first_byte_timeout=policy.timeout)
@@ -245,10 +246,10 @@ class ProviderRouter:
         if not has_credential and provider.query_key:
             has_credential = any(part.startswith(provider.query_key.encode() + b"=") for part in query.split(b"&"))
         if not has_credential:
-            key = self.providers.pick_key(provider, alias)
-            if key is not None:
-                injected = key.key
-                out.append((provider.auth_header, provider.credential_value(key.key)))
+            stored = self.providers.pick_key(provider, alias)
+            if stored is not None:
+                injected = stored.key
+                out.append((provider.auth_header, provider.credential_value(stored.key)))
             elif alias is not None:
                 configured = ", ".join(repr(k.alias) for k in provider.keys) or "none"
                 raise UnknownByokAlias(

@@ -27,7 +27,7 @@ from .errors import GatewayError, UpstreamError, send_error
 from .providers.registry import ProviderRegistry
 from .routing.balance import Route, is_target_failure
 from .steps import FRAMING, PlannedStep, expand, parse_steps
-from .types import ASGIApp, Headers, Receive, Scope, Send
+from .types import ASGIApp, Headers, Message, Receive, Scope, Send
 
 
 @dataclass(slots=True)
@@ -113,7 +113,7 @@ class StepRunner:
     ) -> _Outcome:
         outcome = _Outcome()
 
-        async def step_send(message: dict[str, Any]) -> None:
+        async def step_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 outcome.status = message["status"]
                 if 200 <= message["status"] < 300 or last:

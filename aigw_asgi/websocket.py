@@ -385,7 +385,7 @@ class _Session:
     async def on_frame(self, message: Message) -> None:
         data, size = frame_size(message)
         if size > self.api.max_frame_bytes:
-            exc = PayloadTooLarge(f"Frame too large (limit {self.api.max_frame_bytes} bytes)")
+            exc: GatewayError = PayloadTooLarge(f"Frame too large (limit {self.api.max_frame_bytes} bytes)")
             await self.emit(error_frame(None, exc.code, exc.message))
             return
         try:

@@ -26,7 +26,7 @@ from ..config import CacheConfig
 from ..context import RequestContext, ensure_context
 from ..errors import GatewayError, send_error
 from ..providers.registry import relative_path
-from ..types import ASGIApp, Receive, Scope, Send
+from ..types import ASGIApp, Message, Receive, Scope, Send
 from . import policy
 from .storage import CachedResponse, CacheStorage, storage_from_config
 
@@ -164,7 +164,7 @@ class CacheMiddleware:
         finished = False
         streamed = False
 
-        async def record(message: dict[str, Any]) -> None:
+        async def record(message: Message) -> None:
             nonlocal status, headers, size, recording, finished, streamed
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -282,7 +282,7 @@ def _ensure_miss(headers: Any) -> Any:
 
 
 def _with_miss_header(send: Send) -> Send:
-    async def send_with_header(message: dict[str, Any]) -> None:
+    async def send_with_header(message: Message) -> None:
         if message["type"] == "http.response.start":
             message["headers"] = _ensure_miss(message.get("headers") or [])
         await send(message)

@@ -265,7 +265,7 @@ class ProviderRegistry:
             return f"Invalid provider: {name} is not enabled on this gateway"
         return f"Invalid provider: {name[:64]}"
 
-    def __contains__(self, name: str) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self._providers
 
     def names(self) -> list[str]:
