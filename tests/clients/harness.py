@@ -63,8 +63,9 @@ class AigwServe:
         try:
             wait_for_port(self.port, timeout=30)
         except TimeoutError:
+            output = self.output()
             self.stop()
-            raise
+            raise RuntimeError(f"aigw serve did not start:\n{output}") from None
         self.url = f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
