@@ -36,17 +36,28 @@ def test_gemini_live_sits_at_the_hosts_root() -> None:
     assert endpoint("google-ai-studio", constrained) == f"wss://generativelanguage.googleapis.com/{constrained}"
 
 
-def test_azure_resource_and_deployment_come_from_the_path() -> None:
+@pytest.mark.parametrize(
+    ("path", "url", "deployment"),
+    [
+        ("my-res", "/openai/realtime", None),  # ?deployment=… from the client
+        ("my-res/gpt-4o-rt/realtime", "/openai/realtime", "gpt-4o-rt"),  # Cloudflare's layout
+        ("my-res/openai/realtime", "/openai/realtime", None),  # AzureOpenAI(azure_endpoint=…/my-res)
+        ("my-res/openai/deployments/gpt-4o-rt/realtime", "/openai/realtime", "gpt-4o-rt"),
+        ("my-res/openai/v1/realtime", "/openai/v1/realtime", None),  # the GA v1 API (?model=…)
+    ],
+)
+def test_azure_layouts(path: str, url: str, deployment: str | None) -> None:
     provider = registry().get("azure-openai")
     assert provider is not None
-    url, params = realtime_endpoint(provider, "my-res/gpt-4o-rt")
-    assert url == "wss://my-res.openai.azure.com/openai/realtime"
-    assert params == {"resource": "my-res", "deployment": "gpt-4o-rt"}
-    assert realtime_endpoint(provider, "my-res/gpt-4o-rt/realtime")[0] == url
-    assert (
-        realtime_endpoint(provider, "my-res/dep/v1/realtime")[0] == "wss://my-res.openai.azure.com/openai/v1/realtime"
-    )
-    for bad in ("my-res", "my-res/", "bad.host/dep"):
+    got, params = realtime_endpoint(provider, path)
+    assert got == "wss://my-res.openai.azure.com" + url
+    assert params.get("resource") == "my-res" and params.get("deployment") == deployment
+
+
+def test_azure_paths_that_name_no_known_layout() -> None:
+    provider = registry().get("azure-openai")
+    assert provider is not None
+    for bad in ("", "my-res/realtime", "bad.host/dep/realtime"):
         with pytest.raises(ValueError):
             realtime_endpoint(provider, bad)
 
@@ -168,9 +179,10 @@ def test_azure_deployment_goes_to_the_query_unless_a_model_is_named() -> None:
     p = plan("azure-openai", "res/dep-1/realtime", "api-version=2024-10-01-preview", **azure)
     assert p.url == "wss://res.openai.azure.com/openai/realtime?api-version=2024-10-01-preview&deployment=dep-1"
     assert p.model == "dep-1" and ("api-key", "az-stored") in p.headers
-    p = plan("azure-openai", "res/dep-1/v1/realtime", "model=gpt-rt", **azure)
+    p = plan("azure-openai", "res/openai/v1/realtime", "model=gpt-rt", **azure)
     assert p.url == "wss://res.openai.azure.com/openai/v1/realtime?model=gpt-rt" and p.model == "gpt-rt"
-    p = plan("azure-openai", "res/dep-1", "api-key=az-client", **azure)
+    p = plan("azure-openai", "res/openai/realtime", "api-version=x&deployment=dep-2&api-key=az-client", **azure)
+    assert p.model == "dep-2" and p.url.endswith("/openai/realtime?api-version=x&deployment=dep-2&api-key=az-client")
     assert p.key_source == "query" and "az-stored" not in str(p.headers)
 
 
