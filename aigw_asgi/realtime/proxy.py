@@ -143,7 +143,7 @@ class RealtimeProxy:
         slug, _, path = rest.partition("/")
         provider = self.providers.get(slug)
         if provider is None:
-            raise InvalidProvider(f"Invalid provider: {slug[:64]}")
+            raise InvalidProvider(self.providers.refusal(slug))
         ctx.provider = slug
         if provider.realtime is None:
             raise NotFound(f"Provider '{slug}' has no realtime WebSocket API (custom providers: set realtime_url)")

@@ -188,4 +188,4 @@ def test_azure_deployment_goes_to_the_query_unless_a_model_is_named() -> None:
 
 def test_bad_paths_are_invalid_requests() -> None:
     with pytest.raises(InvalidRequest, match="Invalid path"):
-        plan("azure-openai", "only-resource")
+        plan("azure-openai", "res/realtime")

@@ -239,3 +239,12 @@ def test_mounted_gateway(realtime_gateway, fake) -> None:
     with open_ws(server, "/ai" + OPENAI_PATH) as ws:
         assert recv_json(ws)["type"] == "session.created"
     assert fake.last.path == "/v1/realtime"
+
+
+def test_providers_off_the_allow_list_are_refused(realtime_gateway, fake) -> None:
+    _, server = realtime_gateway(gateway={"providers": ["openai"]})
+    with pytest.raises(InvalidStatus) as refused:
+        with open_ws(server, "/google-ai-studio?key=AIza-x"):
+            pass
+    assert refused.value.response.status_code == 400
+    assert b"not enabled on this gateway" in refused.value.response.body and fake.sessions == []
