@@ -17,7 +17,7 @@ storage applies atomically (a Python step here, one SQL transaction, one Redis L
 Invariant: ``spent + reserved <= limit`` after every reserve, and settle with ``actual <= amount``
 or a reclaim never raises ``spent + reserved``. So as long as a request's real cost stays within
 what it reserved, **spent never exceeds the limit**, however requests and instances interleave
-(tests/budgets/test_ledger_property.py checks it with Hypothesis). Integers, not floats: sums are
+(tests/budgets/test_budgets_ledger_property.py checks it with Hypothesis). Integers, not floats: sums are
 exact and every storage computes the same numbers.
 """
 

@@ -193,6 +193,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,63}$")
 _FIELDS = ("name", "expires_at", "allowed_providers", "allowed_models", "rate_limit", "budget", "metadata")
 
 
+class NameTaken(InvalidRequest):
+    """Another key that is not revoked already has this name (stores raise it)."""
+
+
 def _bad(field_name: str, why: str) -> InvalidRequest:
     return InvalidRequest(f"{field_name}: {why}")
 

@@ -12,8 +12,7 @@ import json
 from typing import Any
 
 from ..errors import ConfigError
-from .model import GatewayKey
-from .store import NameTaken
+from .model import GatewayKey, NameTaken
 
 _INSERT = """
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end

@@ -20,12 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ConfigError, InvalidRequest
-from .model import GatewayKey, policy_fields
+from ..errors import ConfigError
+from .model import GatewayKey, NameTaken, policy_fields
 
-
-class NameTaken(InvalidRequest):
-    """Another key that is not revoked already has this name."""
+__all__ = ["KeyStore", "MemoryKeyStore", "NameTaken", "SQLiteKeyStore", "make_key_store", "sqlite_file", "store_url"]
 
 
 @runtime_checkable
