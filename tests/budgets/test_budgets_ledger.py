@@ -1,4 +1,4 @@
-"""Every ledger storage applies the same reserve/settle/reclaim rules: memory, SQLite, real Redis.
+"""Every ledger storage applies the same rules: memory, SQLite, real Redis (and Cluster), real PostgreSQL.
 
 The same script runs against each, and a burst of concurrent reservations against each proves the
 storage's own atomicity (SQLite's write lock, Redis' Lua scripts), not just the rules.
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from aigw_asgi.budgets.ledger import Counter, CounterState, Ledger, MemoryLedger
+from aigw_asgi.budgets.postgres import PostgresLedger
 from aigw_asgi.budgets.redis import RedisLedger
 from aigw_asgi.budgets.sqlite import SQLiteLedger
 
@@ -21,7 +22,7 @@ NOW = 1_750_000_000.0
 FAR = 4_000_000_000.0  # counters expire by the real clock in Redis: keep them
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster", "postgresql"])
 async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
     kind = request.param
     if kind == "memory":
@@ -30,6 +31,8 @@ async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         made = SQLiteLedger(str(tmp_path / "aigw.db"), "gw")
     elif kind == "redis":
         made = RedisLedger(request.getfixturevalue("redis_url"), "gw")
+    elif kind == "postgresql":
+        made = PostgresLedger(request.getfixturevalue("pg_url"), "gw")
     else:
         cluster = request.getfixturevalue("redis_cluster")
         cluster.flushall()

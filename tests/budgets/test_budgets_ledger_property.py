@@ -5,18 +5,20 @@ they settle, for how much (never more than they reserved — the estimate's prom
 clock jumps far enough to reclaim leases whose process died. After every step no counter has
 ``spent + reserved`` above its limit, nothing goes negative, and once everything is settled
 nothing stays reserved. The model runs first (fast, many examples); then the same generated
-schedules run as real concurrent tasks against SQLite and Redis.
+schedules run as real concurrent tasks against SQLite, Redis and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from aigw_asgi.budgets.ledger import Counter, Ledger, LedgerState
+from aigw_asgi.budgets.postgres import PostgresLedger
 from aigw_asgi.budgets.redis import RedisLedger
 from aigw_asgi.budgets.sqlite import SQLiteLedger
 
@@ -148,3 +150,21 @@ def test_redis_never_overspends(redis_server, schedule: list) -> None:
             await ledger.aclose()
 
     asyncio.run(go())
+
+
+@_shared
+@given(ops)
+def test_postgres_never_overspends(keys_postgres, schedule: list) -> None:
+    url = keys_postgres.create_database(f"prop{next(_databases)}")
+
+    async def go() -> None:
+        ledger = PostgresLedger(url, "gw", timeout_s=10)
+        try:
+            await run_concurrently(ledger, schedule)
+        finally:
+            await ledger.aclose()
+
+    asyncio.run(go())
+
+
+_databases = itertools.count(1)

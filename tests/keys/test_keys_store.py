@@ -1,4 +1,4 @@
-"""Key stores behave alike: memory, SQLite (the log store's file) and a real Redis (keys/store.py)."""
+"""Key stores behave alike: memory, SQLite (the log store's file), a real Redis, a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from aigw_asgi.keys.store import KeyStore, MemoryKeyStore, NameTaken, SQLiteKeyS
 NOW = 1_750_000_000.0
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KeyStore]:
     kind = request.param
     if kind == "memory":
         made: KeyStore = MemoryKeyStore("gw")
     elif kind == "sqlite":
         made = SQLiteKeyStore(str(tmp_path / "aigw.db"), "gw")
-    else:
+    elif kind == "redis":
         made = make_key_store(request.getfixturevalue("redis_url"), "gw")
+    else:
+        made = make_key_store(request.getfixturevalue("pg_url"), "gw")
     yield made
     await made.aclose()
 
