@@ -42,7 +42,7 @@ async def wait_until(condition, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.parametrize("storage", ["redis", "sqlite"])
+@pytest.mark.parametrize("storage", ["redis", "sqlite", "postgresql"])
 async def test_fifty_concurrent_requests_on_two_processes_admit_exactly_what_fits(
     processes: GatewayProcesses,
     fake_upstream: RunningFake,
@@ -50,7 +50,10 @@ async def test_fifty_concurrent_requests_on_two_processes_admit_exactly_what_fit
     request: pytest.FixtureRequest,
     storage: str,
 ) -> None:
-    spend = request.getfixturevalue("redis_url") if storage == "redis" else f"sqlite:///{tmp_path / 'aigw.db'}"
+    if storage == "sqlite":
+        spend = f"sqlite:///{tmp_path / 'aigw.db'}"
+    else:
+        spend = request.getfixturevalue("redis_url" if storage == "redis" else "pg_url")
     config = f"""
 [[budgets]]
 name = "burst"

@@ -31,16 +31,21 @@ def processes(tmp_path: Path) -> Iterator[GatewayProcesses]:
     running.stop()
 
 
-@pytest.mark.parametrize("store", ["sqlite", "redis"])
+@pytest.mark.parametrize("store", ["sqlite", "redis", "postgresql"])
 def test_a_change_on_one_instance_holds_on_the_other(
     processes: GatewayProcesses, fake_upstream: RunningFake, tmp_path: Path, request: pytest.FixtureRequest, store: str
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'aigw.db'}" if store == "sqlite" else request.getfixturevalue("redis_url")
+    if store == "sqlite":
+        url = f"sqlite:///{tmp_path / 'aigw.db'}"
+    else:
+        url = request.getfixturevalue("redis_url" if store == "redis" else "pg_url")
     config = f"""
 [gateway]
 authentication = true
-[logs]
+[keys]
 store = "{url}"
+[logs]
+store = "memory://"
 [providers.openai]
 base_url = "{fake_upstream.url}/v1"
 """
