@@ -69,6 +69,13 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port or config.server.port
     workers = args.workers or config.server.workers
+    from .budgets.storage import split_per_worker
+
+    errors = split_per_worker(config, workers)
+    for message in errors:
+        print(f"aigw: invalid config: {message}", file=sys.stderr)
+    if errors:
+        return 2
     logging.basicConfig(level=config.server.log_level.upper(), format="%(levelname)s:     %(message)s")
     _redact_log_output(config)
     if not _is_loopback(host) and not config.gateway.admin_token:

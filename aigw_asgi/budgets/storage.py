@@ -35,6 +35,30 @@ def make_ledger(config: Config, *, timeout_s: float = 1.0) -> Ledger:
     raise ConfigError(f"spend.storage: unsupported storage {url!r}")
 
 
+def split_per_worker(config: Config, workers: int) -> list[str]:
+    """SPEC §16: what N workers would each keep alone, silently (an error naming the keys).
+
+    Budgets counted in ``memory://`` by N workers could spend N times the budget; keys kept in
+    ``memory://`` would each be known to one worker only.
+    """
+    if workers <= 1:
+        return []
+    errors = []
+    uses_keys = config.gateway.authentication
+    if (config.budgets or uses_keys) and ledger_url(config).startswith("memory://"):
+        what = "[[budgets]] and per-key budgets" if config.budgets else "per-key budgets"
+        errors.append(
+            f"{workers} workers with budget counters in memory:// (spend.storage, else logs.store) would each "
+            f"count {what} alone (up to {workers}x the budget); use sqlite:///, redis:// or postgresql://"
+        )
+    if uses_keys and (config.keys.store or config.logs.store).startswith("memory://"):
+        errors.append(
+            f"{workers} workers with keys in memory:// (keys.store, else logs.store) would each know only the "
+            "keys made on them; use sqlite:///, redis:// or postgresql://"
+        )
+    return errors
+
+
 def store_failures() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "the budget storage is in trouble" (anything else is a bug)."""
     failures: list[type[BaseException]] = [OSError, sqlite3.Error]
