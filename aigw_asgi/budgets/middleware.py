@@ -15,6 +15,10 @@ its own request here, with its real provider and model. Per request that a budge
    every provider request end, HTTP or WebSocket message alike, and it settles exactly what it
    reserved, so nothing else needs to know that budgets exist.
 
+Realtime sessions (``WS /{provider}/…``) are admitted the same way at the upgrade (the model is
+the query's ``model``) and settled when the session closes, to the usage its events reported; a
+session may run past its reservation (the documented tolerance, docs/keys-and-budgets.md).
+
 Models without a price: ``spend.unknown_price = "allow"`` (default) reserves and charges $0 and
 warns once per model; ``"refuse"`` answers 403 code 2032. Storage trouble goes through one
 `Breaker`: ``spend.fail_open = false`` (default: budgets are money) answers 503 code 2011.
@@ -27,6 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from .._asgi import ClientDisconnected, deny_websocket, read_body, replay_receive
 from ..breaker import Breaker, StorageDown
@@ -123,7 +128,7 @@ class BudgetMiddleware:
         try:
             if kind == "http" and ctx.body is None:
                 receive = replay_receive(await read_body(ctx, receive, self.max_request_bytes), receive)
-            admitted = await self._admit(ctx)
+            admitted = await self._admit(ctx, _query(scope) if kind == "websocket" else None)
         except GatewayError as exc:
             ctx.fail(exc)
             await self._refuse(scope, receive, send, ctx, exc)
@@ -153,19 +158,19 @@ class BudgetMiddleware:
 
     # -- admission ------------------------------------------------------------------------------
 
-    def _facts(self, ctx: RequestContext) -> Facts:
+    def _facts(self, ctx: RequestContext, query: dict[str, str] | None) -> Facts:
         return Facts(
             token=ctx.token_name,
             provider=ctx.provider or provider_of(ctx.path),
-            model=request_model(ctx, self.providers),
+            model=request_model(ctx, self.providers, query),
             # ctx.options raises InvalidRequest (400) on a malformed cf-aig-metadata header.
             metadata=ctx.options.metadata if self.needs_metadata else None,
         )
 
-    async def _admit(self, ctx: RequestContext) -> _Admitted | None:
+    async def _admit(self, ctx: RequestContext, query: dict[str, str] | None) -> _Admitted | None:
         """The reservation made for ``ctx``; ``None`` when nothing applies. Raises the refusal."""
         now = self.clock()
-        facts = self._facts(ctx)
+        facts = self._facts(ctx, query)
         found = charges(self.budgets, ctx.key, facts, now)
         if not found:
             return None
@@ -290,6 +295,11 @@ class _StreamWatch:
             if body:
                 self.events += body.count(self._mark)
         await self._send(message)
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    raw: bytes = scope.get("query_string", b"")
+    return dict(parse_qsl(raw.decode("latin-1"))) if raw else {}
 
 
 def _exhausted(charge: Charge, now: float) -> BudgetExhausted:
