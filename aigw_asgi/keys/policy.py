@@ -7,14 +7,16 @@ target, each target of a ``dynamic/`` route), and other layers may call it direc
 - An expired or revoked key (or a rotated-away secret) → 401 code 2033.
 - A provider outside ``allowed_providers`` → 403 code 2032.
 - With ``allowed_models`` set, a model matching none of its globs → 403 code 2032; so is a request
-  that may generate (not GET/HEAD/OPTIONS/DELETE) whose model cannot be told — a multipart upload
-  must not be a way around the list. Listing models (``GET /openai/models``) stays allowed.
+  that may generate (not GET/HEAD/OPTIONS/DELETE) whose model cannot be told (no ``model`` in its
+  JSON, its form fields or its path) — so nothing is a way around the list. Listing models
+  (``GET /openai/models``) stays allowed.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import multipart
 from ..errors import GatewayError, KeyNotAllowed, KeyRejected
 from ..providers.registry import ProviderRegistry, join_url, model_from
 from .model import GatewayKey
@@ -63,6 +65,9 @@ def request_model(
         return ctx.model
     slug, _, endpoint = ctx.path[1:].partition("/")
     body = ctx.json() if ctx.body else None
+    if body is None and ctx.body:  # an upload (audio/transcriptions) names its model in a form field
+        form_model = multipart.text_field(ctx.body, ctx.header(b"content-type"), "model")
+        body = {"model": form_model} if form_model else None
     registered = providers.get(slug) if providers is not None else None
     if registered is None:
         model = body.get("model") if isinstance(body, dict) else None

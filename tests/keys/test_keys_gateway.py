@@ -99,9 +99,11 @@ def test_key_lifecycle_create_use_restrict_rotate_revoke(server: Any, fake_upstr
     assert [k["name"] for k in listing["result"]] == ["team-a"] and secret not in json.dumps(listing)
     assert admin(server, "GET", f"/keys/{created['id']}").json()["result"]["prefix"] == created["prefix"]
 
-    # Its name is the log row's token name.
+    # Its name is the log row's token name; the key itself is nowhere in the row.
     rows = admin(server, "GET", "/logs?token_name=team-a").json()["result"]
     assert len(rows) == 1 and rows[0]["model"] == "gpt-4o-mini"
+    for part in ("", "/request", "/response"):
+        assert secret not in admin(server, "GET", f"/logs/{rows[0]['id']}{part}").text
 
     # Restricted to one model: another model is a 403 2032, the allowed one still works.
     patched = admin(server, "PATCH", f"/keys/{created['id']}", {"allowed_models": ["gpt-4o"]})
@@ -165,6 +167,12 @@ def test_listing_models_needs_no_model_but_generating_does(server: Any) -> None:
     assert httpx.get(f"{server.url}/openai/models", headers=headers, timeout=10).status_code == 200
     no_model = httpx.post(f"{server.url}/openai/chat/completions", headers=headers, json={"messages": []}, timeout=10)
     assert no_model.status_code == 403 and error_code(no_model) == 2032
+    # An upload names its model in a form field: read there, not a way around the list.
+    upload = {"file": ("a.wav", b"RIFF....", "audio/wav")}
+    whisper = httpx.post(
+        f"{server.url}/openai/audio/transcriptions", headers=headers, files=upload, data={"model": "whisper-1"}
+    )
+    assert whisper.status_code == 403 and "whisper-1" in whisper.json()["error"][0]["message"]
 
 
 def test_universal_steps_are_checked_one_by_one(server: Any, fake_upstream: RunningFake) -> None:
