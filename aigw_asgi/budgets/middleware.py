@@ -52,6 +52,7 @@ logger = logging.getLogger("aigw_asgi.budgets")
 
 _SETTLE_RETRIES = (1.0, 2.0, 4.0, 8.0, 16.0)  # then the lease is reclaimed (charged in full) at its deadline
 _MAX_WARNED = 1024
+_CLOSE_WAIT_S = 3.0
 
 
 class BudgetMiddleware:
@@ -103,9 +104,13 @@ class BudgetMiddleware:
         return self._ledger
 
     async def aclose(self) -> None:
-        """Finish pending settlements, then close the storage we built (an injected one is the caller's)."""
+        """Finish pending settlements (a few seconds at most: an open lease is reclaimed later
+        anyway), then close the storage we built (an injected one is the caller's)."""
         if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+            _, pending = await asyncio.wait(set(self._background), timeout=_CLOSE_WAIT_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         ledger = self._ledger
         if ledger is not None and self._own_ledger:
             self._ledger = None
@@ -187,6 +192,7 @@ class BudgetMiddleware:
             amount = 0.0
         admitted = _Admitted(uuid7(), found, nanos_up(amount), amount)
         counters = [c.counter for c in found]
+        attempted = self.guard.available()  # an open circuit fails at once, without trying
         try:
             refused = await self.guard.call(
                 self.ledger.reserve,
@@ -197,8 +203,10 @@ class BudgetMiddleware:
                 ttl=self.spend.reservation_ttl_s,
             )
         except StorageDown:
-            # The reserve may have run before the call failed: release it (a no-op if it did not).
-            self._later(self._retry(admitted, 0))
+            if attempted:
+                # The reserve may have run before the call failed (a timeout): release it, which
+                # is a no-op if it did not.
+                self._later(self._retry(admitted, 0))
             if self.spend.fail_open:
                 return None
             raise StoreUnavailable("Budget storage unavailable") from None
