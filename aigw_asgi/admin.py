@@ -42,7 +42,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
 from . import dashboard
-from ._asgi import Receive, Scope, Send
 from .cache.storage import CacheStorage
 from .config import Config
 from .context import route_path
@@ -53,6 +52,7 @@ from .telemetry.cost import PriceTable
 from .telemetry.query import LogQuery, parse_query
 from .telemetry.records import LogRecord
 from .telemetry.store import LogStore
+from .types import Receive, Scope, Send
 
 logger = logging.getLogger("aigw_asgi.admin")
 

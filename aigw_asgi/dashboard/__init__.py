@@ -22,8 +22,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .._asgi import ASGIApp, Message, Receive, Scope, Send
 from ..context import route_path
+from ..types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CSP", "SECURITY_HEADERS", "STATIC", "is_shell", "routes"]
 

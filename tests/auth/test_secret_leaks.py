@@ -90,7 +90,7 @@ def run(fake_upstream: RunningFake, serve: Callable[..., ServerThread], monkeypa
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     metrics = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[metrics])
-    # In-memory OTel providers instead of the global ones.
+    # The gateway's own telemetry layer, with in-memory OTel providers instead of the global ones.
     gateway = Gateway(config, tracer_provider=tracer_provider, meter_provider=meter_provider)
     server = serve(gateway)
     yield Run(gateway, server, spans, metrics)
