@@ -47,12 +47,17 @@ export function timeChart({title, summary, buckets, interval, series, kind = "ba
       svg("text", {class: "axis", x: ML - 6, y: yy + 3, "text-anchor": "end", text: format(top * frac)}),
     );
   }
-  const labels = Math.min(n, 6);
+  const labels = Math.min(n, 5);
+  let lastDay = "";
   for (let k = 0; k < labels; k++) {
     const i = labels === 1 ? 0 : Math.round((k * (n - 1)) / (labels - 1));
     const anchor = k === 0 ? "start" : k === labels - 1 ? "end" : "middle";
     const x = anchor === "start" ? ML : anchor === "end" ? W - MR : ML + (i + 0.5) * slot;
-    root.append(svg("text", {class: "axis", x, y: H - 8, "text-anchor": anchor, text: fmtBucket(buckets[i], interval)}));
+    // The date only where it changes: "Dec 5 20:00", "23:00", "Dec 6 02:00"…
+    const day = new Date(buckets[i] * 1000).toDateString();
+    const text = fmtBucket(buckets[i], interval, day === lastDay);
+    lastDay = day;
+    root.append(svg("text", {class: "axis", x, y: H - 8, "text-anchor": anchor, text}));
   }
 
   if (kind === "bar") {

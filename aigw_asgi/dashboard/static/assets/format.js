@@ -21,7 +21,7 @@ export function fmtCost(x) {
   if (x === null || x === undefined) return dash;
   if (x === 0) return "$0";
   if (Math.abs(x) >= 1) return `$${x.toFixed(2)}`;
-  if (Math.abs(x) >= 0.01) return `$${x.toFixed(4)}`;
+  if (Math.abs(x) >= 0.01) return `$${+x.toFixed(4)}`;
   return `$${+x.toPrecision(3)}`;
 }
 
@@ -53,12 +53,13 @@ export function fmtTime(iso) {
   return today ? time : `${d.toLocaleDateString([], {month: "short", day: "numeric"})} ${time}`;
 }
 
-/** Axis label of a bucket start (epoch seconds) for a bucket size (seconds). */
-export function fmtBucket(sec, interval) {
+/** Label of a bucket start (epoch seconds) for a bucket size (seconds); ``sameDay``: leave the date out. */
+export function fmtBucket(sec, interval, sameDay = false) {
   const d = new Date(sec * 1000);
-  if (interval >= 86400) return d.toLocaleDateString([], {month: "short", day: "numeric"});
+  const date = d.toLocaleDateString([], {month: "short", day: "numeric"});
+  if (interval >= 86400) return date;
   const time = d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
-  if (interval >= 3600) return `${d.toLocaleDateString([], {month: "short", day: "numeric"})} ${time}`;
+  if (interval >= 3600 && !sameDay) return `${date} ${time}`;
   return time;
 }
 
