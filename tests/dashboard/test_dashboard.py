@@ -123,3 +123,17 @@ def test_cache_stats(local: httpx.Client) -> None:
     local.post("/openai/chat/completions", json=body, headers={"cf-aig-cache-ttl": "60"})
     stats = local.get("/admin/cache").json()["result"]
     assert stats["entries"] == 1 and stats["bytes"] > 0
+
+
+def test_under_a_mount_path_every_url_is_relative(make_gateway) -> None:
+    _, server = make_gateway(gateway={"mount_path": "/ai"})
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        redirect = client.get("/ai/admin")
+        assert redirect.status_code == 307 and redirect.headers["location"] == "/ai/admin/"
+        page = client.get("/ai/admin/")
+        assert page.status_code == 200
+        # The page names its assets and API calls relative to itself, never from the root.
+        assert 'src="assets/app.js"' in page.text and 'href="/' not in page.text and 'src="/' not in page.text
+        assert client.get("/ai/admin/assets/app.js").status_code == 200
+        assert client.get("/ai/admin/health").json()["success"] is True
+        assert client.get("/admin/").status_code == 404  # outside the mount: not the gateway's

@@ -180,6 +180,22 @@ def test_sign_in_and_charts_show_the_traffic(dash: Dash, watched: Watched) -> No
     page.get_by_role("button", name="By model").click()
     expect(page.locator("[data-chart='Requests'] .legend")).to_contain_text("gpt-4o-mini")
 
+    # A custom range: two hours ago to one hour ago holds nothing; open-ended to now holds it all.
+    page.get_by_role("button", name="Clear").click()
+    expect(page.locator("[data-total=requests] .value")).to_have_text("5")
+    page.get_by_role("button", name="Custom").click()
+    expect(page.get_by_text("Choose a start and an end for the custom range.")).to_be_visible()
+    local = (
+        "(hours) => { const d = new Date(Date.now() - hours * 3600e3);"
+        " d.setMinutes(d.getMinutes() - d.getTimezoneOffset()); return d.toISOString().slice(0, 16); }"
+    )
+    page.get_by_label("From").fill(page.evaluate(local, 2))
+    page.get_by_label("To (empty: now)").fill(page.evaluate(local, 1))
+    expect(page.locator("[data-total=requests] .value")).to_have_text("0")
+    expect(page.locator("[data-chart='Requests']")).to_contain_text("No data in this range")
+    page.get_by_label("To (empty: now)").fill("")
+    expect(page.locator("[data-total=requests] .value")).to_have_text("5")
+
     # The token survives a reload (sessionStorage): no second sign-in.
     page.reload()
     expect(page.locator("#nav")).to_be_visible()
