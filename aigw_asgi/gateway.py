@@ -110,7 +110,7 @@ class Gateway:
             AdminApp(
                 self.config,
                 store=self.recorder.store,
-                writer=self.recorder.writer,
+                writer=self.recorder,
                 cache=self.cache.storage,
                 prices=self.recorder.prices,
             ),
