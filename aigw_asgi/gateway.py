@@ -27,6 +27,7 @@ from .auth import AdminGuard, AuthMiddleware
 from .cache import CacheMiddleware
 from .config import Config, validate
 from .context import ensure_context, route_path
+from .dashboard import is_shell
 from .errors import GatewayError, NotFound, send_error
 from .providers.registry import ProviderRegistry
 from .ratelimit import RateLimitMiddleware
@@ -114,6 +115,7 @@ class Gateway:
                 prices=self.recorder.prices,
             ),
             gateway,
+            public=is_shell,
         )
 
         mount = self.config.gateway.mount_path.rstrip("/")
