@@ -3,6 +3,7 @@
     request ─▶ TelemetryMiddleware   times it, logs every attempt, spans and metrics
              ─▶ AuthMiddleware        gateway token (cache hits are authenticated too)
              ─▶ UniversalMiddleware   POST / and WebSocket GET /: each step through the stack below
+             ─▶ CompatMiddleware      /compat/*: one client shape, translated steps through the stack below
              ─▶ CacheMiddleware       HIT answers here: logged, never rate-limited
              ─▶ RateLimitMiddleware   counts what reaches a provider
              ─▶ ProviderRouter        /{provider}/{path} pass-through, retries, usage
@@ -25,6 +26,7 @@ from ._asgi import ASGIApp, Receive, Scope, Send, lifespan_loop
 from .admin import AdminApp
 from .auth import AdminGuard, AuthMiddleware
 from .cache import CacheMiddleware
+from .compat import CompatMiddleware
 from .config import Config, validate
 from .context import ensure_context, route_path
 from .errors import GatewayError, NotFound, send_error
@@ -81,7 +83,10 @@ class Gateway:
             max_request_bytes=self.config.gateway.max_request_bytes,
             log_body_bytes=self.config.logs.max_body_bytes,
         )
-        self.universal = UniversalMiddleware(self.cache, self.config, providers=self.providers)
+        self.compat = CompatMiddleware(self.cache, self.config, providers=self.providers)
+        self.universal = UniversalMiddleware(
+            self.compat, self.config, providers=self.providers, routes=self.compat.routes
+        )
         self.auth = AuthMiddleware(self.universal, self.config.gateway)
         self.telemetry = TelemetryMiddleware(
             self.auth, self.config, store=log_store, tracer_provider=tracer_provider, meter_provider=meter_provider

@@ -101,7 +101,9 @@ class CacheMiddleware:
             path=relative_path(known, rest) if known is not None else rest,
             query=scope.get("query_string", b""),
             credential=policy.credential_hash(ctx.headers),
-            body=policy.canonical_body(body, parsed),
+            # /compat: the body sent is a translation; the client's own body keys it too, so a
+            # field a translation leaves out (``user``) never merges two requests' entries.
+            body=policy.canonical_body(body, parsed) + (b"\x00" + ctx.cache_vary if ctx.cache_vary else b""),
             stream=policy.stream_flag(parsed),
             custom_key=ctx.options.cache_key,
         )
