@@ -19,10 +19,9 @@ Shapes that differ and how they map:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
+import re
 from typing import Any
 
 from .. import _json
@@ -35,31 +34,29 @@ _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"
 _IMAGE_TYPES |= {".gif": "image/gif", ".heic": "image/heic", ".heif": "image/heif"}
 _FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"})
 _SIGNATURE = "__ts_"
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 # -- tool call ids ---------------------------------------------------------------------------------------
 
 
+_TO_URLSAFE = str.maketrans("+/", "-_")
+_FROM_URLSAFE = str.maketrans("-_", "+/")
+
+
 def call_id(signature: str | None) -> str:
     base = "call_" + os.urandom(8).hex()
-    if not signature:
+    if not signature or not _BASE64.fullmatch(signature):
         return base
-    try:
-        raw = base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError):
-        return base
-    return base + _SIGNATURE + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    # Character for character (no decoding), so the signature comes back byte-exact.
+    return base + _SIGNATURE + signature.rstrip("=").translate(_TO_URLSAFE)
 
 
 def signature_of(call: str) -> str | None:
     _, sep, encoded = call.partition(_SIGNATURE)
-    if not sep:
+    if not sep or not encoded:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    return base64.b64encode(raw).decode()
+    return encoded.translate(_FROM_URLSAFE) + "=" * (-len(encoded) % 4)
 
 
 # -- request ---------------------------------------------------------------------------------------------
