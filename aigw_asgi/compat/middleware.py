@@ -27,13 +27,15 @@ from dataclasses import replace
 from typing import Any
 
 from .. import _json
-from .._asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, read_body, send_json
+from .._asgi import ClientDisconnected, read_body, send_json
 from ..config import Config
-from ..context import Headers, RequestContext, ensure_context
+from ..context import RequestContext, ensure_context
 from ..errors import GatewayError, NotFound
 from ..providers.registry import ProviderRegistry
 from ..routing.balance import Route, compile_routes
-from ..universal import PlannedStep, StepRunner
+from ..runner import StepRunner
+from ..steps import PlannedStep
+from ..types import ASGIApp, Headers, Receive, Scope, Send
 from . import catalog
 from ._fields import bad
 from .plan import CompatStep, Planner, client_credential
@@ -131,14 +133,13 @@ class CompatMiddleware:
             await self._error(ctx, send, surface, exc)
             return
         except ClientDisconnected:  # gone before its body was complete: nobody to answer
-            ctx.status_code, ctx.error, ctx.error_type = 499, "client disconnected", "client_disconnect"
+            ctx.client_gone()
             return
         plan: list[PlannedStep] = list(steps)
         await self.runner.run_steps(ctx, scope, plan, receive, Relay(send, ctx, steps))
 
     async def _error(self, ctx: RequestContext, send: Send, surface: Surface, exc: GatewayError) -> None:
-        ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
-        ctx.error_type = ctx.error_type or type(exc).__name__
+        ctx.fail(exc)
         body = _json.dumps(surface.error_json(exc.status, exc.message, code=exc.code))
         headers = [*exc.headers, *ctx.response_headers()]
         model = _requested_model(ctx)
@@ -151,7 +152,7 @@ class CompatMiddleware:
             self._models = catalog.model_ids(self.config, self.providers, self.routes)
         listing = catalog.anthropic_list(self._models) if surface.error_style == "anthropic" else None
         body = _json.dumps(listing or catalog.openai_list(self._models))
-        ctx.status_code = 200
+        ctx.answered(200)
         await send_json(send, 200, body, ctx.response_headers())
 
 

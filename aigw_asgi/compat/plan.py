@@ -23,7 +23,7 @@ from ..cache.policy import canonical_body
 from ..errors import BadCompatRequest
 from ..providers.registry import ProviderRegistry
 from ..routing.balance import Route
-from ..universal import PlannedStep
+from ..steps import PlannedStep
 from . import anthropic, gemini, ir, openai_chat
 from ._fields import bad, refuse
 from .surfaces import CODECS, MESSAGES, RESPONSES, Codec, StreamTranslator, Surface, events_from_response

@@ -19,21 +19,16 @@ import zlib
 from typing import Any
 
 from .. import _json
-from .._asgi import Message, Send
-from ..context import RequestContext
+from .._asgi import header
+from ..context import ErrorType, RequestContext
+from ..errors import UpstreamError
+from ..types import Headers, Message, Send
 from .plan import CompatStep
 from .surfaces import StreamTranslator, Surface
 
 _REFRAMED = frozenset({b"content-length", b"content-type", b"content-encoding", b"etag"})
 _MAX_BUFFERED = 32 * 1024 * 1024  # a non-stream answer larger than this is not a chat answer
 _JSON = b"application/json"
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
 
 
 def describe_error(body: bytes, status: int) -> tuple[str, Any]:
@@ -101,7 +96,7 @@ class Relay:
         self.mode = ""  # "pass" | "stream" | "json" | "error"
         self.step = steps[0]
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: Headers = []
         self.chunks: list[bytes] = []
         self.size = 0
         self.inflate: Any = None
@@ -128,17 +123,17 @@ class Relay:
         assert answer is not None
         self.status = status = message["status"]
         headers = list(message.get("headers") or [])
-        added: list[tuple[bytes, bytes]] = []  # SPEC §12: cf-aig-provider/-model on every answer
+        added: Headers = []  # SPEC §12: cf-aig-provider/-model on every answer
         destination = step.destination
-        if destination is not None and _header(headers, b"cf-aig-provider") is None:
+        if destination is not None and header(headers, b"cf-aig-provider") is None:
             added.append((b"cf-aig-provider", destination.name.encode()))
-        if destination is not None and _header(headers, b"cf-aig-model") is None:
+        if destination is not None and header(headers, b"cf-aig-model") is None:
             added.append((b"cf-aig-model", destination.model.encode("latin-1", "replace")))
         self.headers = [h for h in headers if h[0].lower() not in _REFRAMED] + added
-        encoding = (_header(headers, b"content-encoding") or b"identity").strip().lower()
+        encoding = (header(headers, b"content-encoding") or b"identity").strip().lower()
         if encoding in (b"gzip", b"x-gzip", b"deflate"):
             self.inflate = zlib.decompressobj(47)
-        content_type = (_header(headers, b"content-type") or b"").lower()
+        content_type = (header(headers, b"content-type") or b"").lower()
         if status >= 400:
             self.mode = "error"
         elif answer.passthrough:
@@ -169,8 +164,8 @@ class Relay:
             out = translator.feed(body) if body else b""
             if not more:
                 out += translator.finish()
-            if translator.failed:
-                self._note_error("the upstream stream failed or could not be translated")
+            if translator.failed and self._child is not None:
+                self._child.broke("the upstream stream failed or could not be translated", ErrorType.STREAM_ERROR)
             if out or not more:
                 await self.send({"type": "http.response.body", "body": out, "more_body": more})
             return
@@ -186,11 +181,10 @@ class Relay:
         else:
             await self._convert(data)
 
-    def _note_error(self, message: str) -> None:
-        if len(self.parent.children) > self.base:
-            child = self.parent.children[-1]
-            if child.error is None:
-                child.error, child.error_type = message, "compat_error"
+    @property
+    def _child(self) -> RequestContext | None:
+        """The context of the step being answered (its log row)."""
+        return self.parent.children[-1] if len(self.parent.children) > self.base else None
 
     def _error_body(self, data: bytes) -> bytes:
         answer = self.step.answer
@@ -212,10 +206,11 @@ class Relay:
             else:
                 body, content_type = _json.dumps(answer.convert(native)), _JSON
         except (ValueError, TypeError, AttributeError, KeyError):
-            message = "the provider's answer could not be read"
-            self._note_error(message)
-            self.status = 502
-            await self._answer(502, _json.dumps(self.surface.error_json(502, message, code=2005)), _JSON)
+            error = UpstreamError("The provider's answer could not be read")
+            if self._child is not None:
+                self._child.fail(error)
+            body = _json.dumps(self.surface.error_json(error.status, error.message, code=error.code))
+            await self._answer(error.status, body, _JSON)
             return
         await self._answer(self.status, body, content_type)
 
