@@ -131,7 +131,10 @@ class StreamTranslator:
         if self.failed:
             return b""
         out = self._translate(self.parser.flush())
-        return out if self.failed else out + self.encoder.finish()
+        if self.failed:
+            return out
+        self.failed = not self.decoder.finished  # ended without its terminal event: the encoder says so
+        return out + self.encoder.finish()
 
 
 def events_from_response(resp: ir.Response) -> list[ir.Event]:
