@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -229,6 +230,11 @@ def test_the_gateway_token_in_the_sdk_key_slot_is_not_forwarded(make_gateway, fa
     denied = openai.OpenAI(base_url=f"{server.url}/compat", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         denied.chat.completions.create(model="anthropic/claude-fake-1", messages=ASK)
+    # The Anthropic SDK sends an auth_token as Authorization: Bearer, which the gateway accepts.
+    claude = anthropic.Anthropic(base_url=f"{server.url}/compat", auth_token="gw-token", max_retries=0)
+    claude.messages.create(model="anthropic/claude-fake-1", max_tokens=5, messages=ASK)
+    headers = fake_upstream.app.last.headers
+    assert headers["x-api-key"] == "sk-ant-stored" and "authorization" not in headers
 
 
 def test_compat_as_a_universal_step(make_gateway, fake_upstream: RunningFake) -> None:
