@@ -145,7 +145,7 @@ class RequestContext:
     custom_cost: bool = False
     rate_limited_by: str | None = None
     surface: str | None = None  # /compat: the API shape the client spoke ("chat/completions", "v1/messages"...)
-    cache_vary: bytes | None = field(default=None, repr=False)  # /compat: the client's body, keyed with the body sent
+    cache_vary: dict[str, Any] | None = field(default=None, repr=False)  # /compat: the client's own body, also keyed
     error: str | None = None  # a human message, secrets redacted
     error_code: int | None = None  # gateway error code (2003, 2005…) when the gateway made the answer
     error_type: str | None = None  # low-cardinality: "429", "timeout", exception class…

@@ -104,7 +104,8 @@ class CacheMiddleware:
             credential=policy.credential_hash(ctx.headers),
             # /compat: the body sent is a translation; the client's own body keys it too, so a
             # field a translation leaves out (``user``) never merges two requests' entries.
-            body=policy.canonical_body(body, parsed) + (b"\x00" + ctx.cache_vary if ctx.cache_vary else b""),
+            body=policy.canonical_body(body, parsed)
+            + (b"\x00" + policy.canonical_body(b"", ctx.cache_vary) if ctx.cache_vary is not None else b""),
             stream=policy.stream_flag(parsed),
             custom_key=ctx.options.cache_key,
         )

@@ -123,12 +123,12 @@ class CompatMiddleware:
             if kind == "models":
                 await self._models_answer(ctx, send, surface)
                 return
-            raw = await read_body(ctx, receive, self.max_body)
+            await read_body(ctx, receive, self.max_body)
             body = ctx.json()
             if not isinstance(body, dict):
                 raise bad("body", "expected a JSON object")
             key = client_credential(ctx.headers, ctx.gateway_token)
-            steps = self.planner.plan(surface, kind, body, raw, key)
+            steps = self.planner.plan(surface, kind, body, key)
         except GatewayError as exc:
             await self._error(ctx, send, surface, exc)
             return

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _json
-from ..cache.policy import canonical_body
 from ..errors import BadCompatRequest
 from ..providers.registry import ProviderRegistry
 from ..routing.balance import Route
@@ -58,7 +57,7 @@ class Answer:
 @dataclass(slots=True)
 class CompatStep(PlannedStep):
     surface: str = ""
-    vary: bytes = b""  # the client's canonical body: part of the cache key (SPEC §12)
+    vary: dict[str, Any] | None = None  # the client's own body: part of the cache key (SPEC §12)
     credential: tuple[bytes, bytes] | None = None  # the client's provider key, in the target's header
     answer: Answer | None = None
     destination: Target | None = None  # (PlannedStep.target is the index in the route's targets)
@@ -89,9 +88,8 @@ class Planner:
         self.providers = providers
         self.routes = routes
 
-    def plan(self, surface: Surface, kind: str, body: dict[str, Any], raw: bytes, key: str | None) -> list[CompatStep]:
+    def plan(self, surface: Surface, kind: str, body: dict[str, Any], key: str | None) -> list[CompatStep]:
         targets = resolve(body.get("model"), self.providers, self.routes)
-        vary = canonical_body(raw, body)
         parsed: list[ir.Request] = []
 
         def request(target: Target) -> ir.Request:
@@ -110,7 +108,8 @@ class Planner:
                     raise
                 refusal = refusal or exc
                 continue
-            step.surface, step.vary, step.destination = surface.name, vary, target
+            # The cache canonicalises ``vary`` only when caching applies to the request.
+            step.surface, step.vary, step.destination = surface.name, body, target
             step.route, step.target, step.model = target.route, target.index, target.model
             if target.alias is not None:
                 step.headers = [*step.headers, (b"cf-aig-byok-alias", target.alias.encode())]

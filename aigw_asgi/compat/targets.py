@@ -14,6 +14,7 @@ Cohere's native chat) are refused with a message saying so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -26,6 +27,7 @@ from ..routing.balance import Route
 Wire = Literal["openai", "anthropic", "gemini"]
 
 AZURE_API_VERSION = "2024-10-21"  # the latest GA Azure OpenAI data-plane version when written
+_NOT_A_NAME = re.compile(r"[\x00-\x1f\x7f?#\\]")  # would change the URL a model name is put in
 _ALIASES = {"perplexity": "perplexity-ai", "xai": "grok"}  # Cloudflare's compat prefixes
 _UNSUPPORTED = {
     "huggingface": "its model-path API has no chat format to translate to; use a custom-* provider "
@@ -128,7 +130,7 @@ def resolve(model: object, providers: ProviderRegistry, routes: Mapping[str, Rou
 
 
 def _target(provider: Provider, model: str, alias: str | None, route: Route | None, index: int | None) -> Target:
-    if any(ord(c) < 0x20 or c in "?#\\" for c in model) or ".." in model.split("/"):
+    if _NOT_A_NAME.search(model) or ".." in model.split("/"):
         raise _bad_model(f"{model[:100]!r}: not a model name")
     wire = wire_of(provider)
     if wire is None:

@@ -31,7 +31,7 @@ CHAT_BODY = {"model": "dynamic/mixed", "messages": [{"role": "user", "content": 
 
 
 def plan(surface, body, kind="generate", key=None):  # type: ignore[no-untyped-def]
-    return PLANNER.plan(surface, kind, body, json.dumps(body).encode(), key)
+    return PLANNER.plan(surface, kind, body, key)
 
 
 def test_each_target_gets_its_own_body_path_and_credential() -> None:
@@ -47,7 +47,7 @@ def test_each_target_gets_its_own_body_path_and_credential() -> None:
     assert gpt.credential == (b"authorization", b"Bearer sk-client")
     assert gpt.answer is not None and gpt.answer.passthrough
     assert (claude.route, claude.target, gpt.target) == (PLANNER.routes["mixed"], 0, 1)
-    assert claude.surface == "chat/completions" and claude.vary == gpt.vary  # the client's body, canonical
+    assert claude.surface == "chat/completions" and claude.vary is gpt.vary is not None  # the client's body
 
 
 def test_surfaces_pass_through_to_their_own_format() -> None:

@@ -19,7 +19,7 @@ ASK = [{"role": "user", "content": "hi"}]
 
 
 def relay_for(surface: Any, body: dict[str, Any]) -> tuple[Relay, list[dict[str, Any]]]:
-    steps = PLANNER.plan(surface, "generate", body, json.dumps(body).encode(), None)
+    steps = PLANNER.plan(surface, "generate", body, None)
     parent = RequestContext(gateway_id="g", method="POST", path="/compat/x", headers=[])
     parent.children.append(RequestContext(gateway_id="g", method="POST", path="/p", headers=[], parent=parent))
     sent: list[dict[str, Any]] = []
