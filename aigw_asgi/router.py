@@ -160,7 +160,14 @@ class ProviderRouter:
         ctx.model = ctx.model or model_from(provider, path, params, parsed)
         options = ctx.options
         strip_usage = False
-        if provider.stream_usage and isinstance(parsed, dict) and parsed.get("stream") is True:
+        # Only (chat) completions take stream_options.include_usage: the Responses API refuses the
+        # field (its response.completed event carries the usage anyway).
+        if (
+            provider.stream_usage
+            and isinstance(parsed, dict)
+            and parsed.get("stream") is True
+            and path.endswith("completions")
+        ):
             stream_options = parsed.get("stream_options")
             if not (isinstance(stream_options, dict) and stream_options.get("include_usage")):
                 # Ask for the usage chunk so streams are accounted; hide it again from a client
