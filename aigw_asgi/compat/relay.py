@@ -205,7 +205,7 @@ class Relay:
                 body, content_type = answer.stream_from_json(native), b"text/event-stream; charset=utf-8"
             else:
                 body, content_type = _json.dumps(answer.convert(native)), _JSON
-        except (ValueError, TypeError, AttributeError, KeyError):
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
             error = UpstreamError("The provider's answer could not be read")
             if self._child is not None:
                 self._child.fail(error)

@@ -109,7 +109,7 @@ class StreamTranslator:
         for event in events:
             try:
                 decoded = self.decoder.feed(event)
-            except (ValueError, TypeError, AttributeError, KeyError):  # JSON or shape errors in one event
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError):  # JSON or shape errors in one event
                 self.failed = True
                 out.append(self.encoder.error("upstream sent an event that could not be read"))
                 break
