@@ -51,6 +51,10 @@ class GatewayConfig:
     admin_token: str | None = field(default=None, repr=False)
     max_request_bytes: int = 26_214_400  # 25 MiB, Cloudflare's cacheable-request limit
     trusted_proxy_header: str | None = None  # e.g. "x-forwarded-for": where the client IP comes from
+    # Which providers this gateway calls: None = every built-in and configured custom provider.
+    # Anything else is refused with 400 code 2008 before any upstream call (fewer doors).
+    providers: list[str] | None = None
+    only_configured_providers: bool = False  # only providers with a [providers.NAME] table
 
 
 @dataclass
@@ -142,7 +146,7 @@ class ProviderConfig:
     api_keys: list[ProviderKeyConfig] = field(default_factory=list)
     auth_header: str | None = None
     auth_scheme: str | None = None  # "Bearer", "Token", "" …
-    format: str | None = None  # usage wire format: openai|anthropic|gemini|workers-ai|cohere|ollama
+    format: str | None = None  # usage wire format: openai|anthropic|gemini|workers-ai|cohere|ollama|replicate
     account_id: str | None = None  # workers-ai
     stream_usage: bool | None = None  # inject stream_options.include_usage (OpenAI-style APIs)
     headers: dict[str, str] = field(default_factory=dict)

@@ -108,7 +108,16 @@ class Gateway:
         self.auth = AuthMiddleware(self.universal, gateway)
         self.telemetry = TelemetryMiddleware(self.auth, telemetry=self.recorder)
         self.app: ASGIApp = self.telemetry
-        self.admin = AdminGuard(AdminApp(self), gateway)
+        self.admin = AdminGuard(
+            AdminApp(
+                self.config,
+                store=self.recorder.store,
+                writer=self.recorder,
+                cache=self.cache.storage,
+                prices=self.recorder.prices,
+            ),
+            gateway,
+        )
 
         mount = self.config.gateway.mount_path.rstrip("/")
         self._mount = mount  # "" when the gateway sits at the root

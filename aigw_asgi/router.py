@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from . import _json
+from . import _json, multipart
 from ._asgi import HOP_BY_HOP, ClientDisconnected, header, lifespan_loop, read_body
 from .config import Config
 from .context import ErrorType, RequestContext, ensure_context
@@ -36,7 +36,7 @@ from .errors import (
     send_error,
 )
 from .options import RequestOptions
-from .providers.registry import Provider, ProviderRegistry, join_url, model_from
+from .providers.registry import Provider, ProviderRegistry, dialect, join_url, model_from
 from .providers.stream import StreamTracker, error_event
 from .providers.usage import usage_from_json
 from .routing.retry import next_retry_delay, retry_policy
@@ -143,13 +143,14 @@ class ProviderRouter:
             raise NotFound("Not found: use /{provider}/{path}")
         provider = self.providers.get(slug)
         if provider is None:
-            raise InvalidProvider(f"Invalid provider: {slug[:64]}")
+            raise InvalidProvider(self.providers.refusal(slug))
         ctx.provider = slug
         _check_path(scope, path)
         try:
             url, params = join_url(provider, _quote_path(path))
         except ValueError as exc:
             raise InvalidRequest(f"Invalid path: {exc}") from None
+        provider = dialect(provider, path)  # e.g. Ollama's /v1/… speaks OpenAI's wire format
         query: bytes = scope.get("query_string", b"")
         if query:
             url = f"{url}?{query.decode('latin-1')}"
@@ -157,16 +158,18 @@ class ProviderRouter:
 
         body = await read_body(ctx, receive, self.max_body)
         parsed = ctx.json() if body[:1] in (b"{", b"[") or body[:3] == b"\xef\xbb\xbf" else None
+        if parsed is None and body:  # an upload (audio/transcriptions) names its model in a form field
+            form_model = multipart.text_field(body, ctx.header(b"content-type"), "model")
+            parsed = {"model": form_model} if form_model else None
         ctx.model = ctx.model or model_from(provider, path, params, parsed)
         options = ctx.options
         strip_usage = False
-        # Only (chat) completions take stream_options.include_usage: the Responses API refuses the
-        # field (its response.completed event carries the usage anyway).
+        # Chat Completions only: the Responses API refuses stream_options.include_usage.
         if (
             provider.stream_usage
+            and path.endswith("completions")
             and isinstance(parsed, dict)
             and parsed.get("stream") is True
-            and path.endswith("completions")
         ):
             stream_options = parsed.get("stream_options")
             if not (isinstance(stream_options, dict) and stream_options.get("include_usage")):

@@ -25,6 +25,7 @@ Gemini-OpenAI- or Workers-AI-OpenAI-style prefixes work too)::
     POST /api/chat, /api/generate                   Ollama native; NDJSON stream unless "stream": false
                                                     (Ollama's own default is to stream!)
     GET  /api/tags                                  Ollama model list
+    (Cohere, Mistral, HF Inference, Replicate, transcriptions: see ``tests.fakes.extra``)
     anything else                                   404 {"error":{"message":"not found",...}}
 
 Content is deterministic: ``chunks`` content pieces ``"chunk0 "``, ``"chunk1 "``, ... (the non-stream
@@ -1183,6 +1184,12 @@ class FakeUpstream:
             return _JsonReply(error_body(provider, 400, message), 400)
 
         not_found = _JsonReply({"error": {"message": "not found", "type": "invalid_request_error"}}, 404)
+        from tests.fakes import extra  # more providers' formats; imported late: it imports this module
+
+        found = extra.route(method, path)
+        if found is not None:
+            extra_handler, json_only = found
+            return (json_only and needs_json()) or extra_handler(ctx())
         if method == "GET":
             if path == "/api/tags":
                 return _ollama_tags(ctx(), self.models)
