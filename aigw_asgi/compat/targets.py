@@ -8,8 +8,9 @@ targets are tried in the route's order. Every target speaks one of three wire fo
     anthropic   Anthropic Messages
     gemini      Google ``generateContent`` / ``streamGenerateContent?alt=sse``
 
-Providers with no chat API the gateway can translate to (Hugging Face's model-path API, Replicate,
-Cohere's native chat) are refused with a message saying so.
+Hugging Face (the Inference Providers router's ``/v1``) and Cohere (its Compatibility API) are
+reached through their OpenAI-compatible endpoints; Replicate, whose prediction API has no chat
+format, is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ AZURE_API_VERSION = "2024-10-21"  # the latest GA Azure OpenAI data-plane versio
 _NOT_A_NAME = re.compile(r"[\x00-\x1f\x7f?#\\]")  # would change the URL a model name is put in
 _ALIASES = {"perplexity": "perplexity-ai", "xai": "grok"}  # Cloudflare's compat prefixes
 _UNSUPPORTED = {
-    "huggingface": "its model-path API has no chat format to translate to; use a custom-* provider "
-    "pointed at an OpenAI-compatible endpoint",
     "replicate": "its prediction API has no chat format to translate to",
-    "cohere": "its native chat API is not translated; use a custom-* provider pointed at Cohere's "
-    "OpenAI-compatible endpoint",
 }
-# OpenAI-compatible providers whose chat API is not at {base}/chat/completions.
-_OPENAI_PREFIX = {"workers-ai": "v1/", "ollama": "v1/"}
+# OpenAI-compatible chat APIs that are not at {base}/chat/completions.
+_OPENAI_PREFIX = {
+    "workers-ai": "v1/",
+    "ollama": "v1/",
+    "huggingface": "v1/",  # the Inference Providers router's OpenAI-compatible root
+    "cohere": "compatibility/v1/",  # Cohere's Compatibility API
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,7 @@ def wire_of(provider: Provider) -> Wire | None:
         return "anthropic"
     if provider.format == "gemini":
         return "gemini"
-    if provider.format in ("openai", "workers-ai", "ollama"):
+    if provider.format in ("openai", "workers-ai", "ollama", "cohere"):
         return "openai"
     return None
 

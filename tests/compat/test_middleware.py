@@ -51,7 +51,7 @@ def rows(url: str, **params: Any) -> list[dict[str, Any]]:
         ("gpt-4o", "expected '{provider}/{model}'"),
         (None, "'model' is required"),
         ("dynamic/missing", "no route named 'missing'"),
-        ("huggingface/gpt2", "not available through /compat"),
+        ("replicate/meta/llama", "not available through /compat"),
     ],
 )
 def test_a_bad_model_is_400_2019_in_openai_shape(make_gateway, model: str | None, says: str) -> None:

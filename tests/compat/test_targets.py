@@ -35,6 +35,10 @@ def test_provider_slash_model_splits_at_the_first_slash() -> None:
     assert router.model == "anthropic/claude-sonnet-4" and router.path("chat") == "chat/completions"
     [perplexity] = resolve("perplexity/sonar", PROVIDERS, {})  # Cloudflare's prefix
     assert perplexity.name == "perplexity-ai"
+    [cohere] = resolve("cohere/command-a-03-2025", PROVIDERS, {})
+    assert cohere.wire == "openai" and cohere.path("chat") == "compatibility/v1/chat/completions"
+    [hf] = resolve("huggingface/meta-llama/Llama-3.1-8B-Instruct", PROVIDERS, {})
+    assert hf.model == "meta-llama/Llama-3.1-8B-Instruct" and hf.path("chat") == "v1/chat/completions"
     [custom] = resolve("custom-local/qwen", PROVIDERS, {})
     assert custom.wire == "openai"
     [claude] = resolve("anthropic/claude-x", PROVIDERS, {})
@@ -68,7 +72,6 @@ def test_a_dynamic_route_gives_its_targets_in_the_selectors_order() -> None:
         ("anthropic/", "expected '{provider}/{model}'"),
         ("unknown/x", "unknown provider"),
         ("replicate/x", "not available through /compat"),
-        ("cohere/command-r", "not available through /compat"),
         ("anthropic/../../admin", "not a model name"),
         ("anthropic/x?key=1", "not a model name"),
     ],

@@ -263,7 +263,32 @@ def test_embeddings_and_models(client: openai.OpenAI, fake_upstream: RunningFake
     encoded = client.embeddings.create(model="google-ai-studio/text-embedding-004", input="a", dimensions=4)
     assert len(encoded.data[0].embedding) == 4  # the SDK asks for base64 and decodes it
     ids = [m.id for m in client.models.list()]
-    # The configured providers' models from the price table (the fake config names no mistral).
+    # The configured providers' models from the price table: not DeepSeek (not configured), not
+    # Replicate (configured, but it has no chat API to translate to).
     assert {"openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5", "google-ai-studio/gemini-2.5-flash"} <= set(ids)
-    assert "workers-ai/@cf/meta/llama-3.1-8b-instruct" in ids
-    assert not any(i.startswith("mistral/") for i in ids)
+    assert "workers-ai/@cf/meta/llama-3.1-8b-instruct" in ids and "cohere/command-r" in ids
+    assert not any(i.startswith(("deepseek/", "replicate/")) for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("model", "path"),
+    [
+        ("cohere/command-r", "/cohere/compatibility/v1/chat/completions"),
+        ("huggingface/meta-llama/Llama-3.1-8B-Instruct", "/v1/chat/completions"),  # the router's root
+        ("mistral/mistral-small-latest", "/mistral/v1/chat/completions"),
+    ],
+)
+def test_other_openai_compatible_targets(
+    client: openai.OpenAI, fake_upstream: RunningFake, model: str, path: str
+) -> None:
+    client.chat.completions.create(model=model, messages=ASK)
+    assert fake_upstream.app.last.path == path
+    assert fake_upstream.app.last.json["model"] == model.split("/", 1)[1]
+
+
+def test_azure_openai_target(client: openai.OpenAI, fake_upstream: RunningFake) -> None:
+    completion = client.chat.completions.create(model="azure-openai/my-resource/gpt4o-deploy", messages=ASK)
+    assert completion.choices[0].message.content == TEXT
+    seen = fake_upstream.app.last
+    assert seen.path == "/openai/deployments/gpt4o-deploy/chat/completions"
+    assert seen.query["api-version"] and seen.headers["api-key"] == "sk-client"

@@ -20,7 +20,6 @@ Gemini-OpenAI- or Workers-AI-OpenAI-style prefixes work too)::
                                                     JSON array
     POST .../models/{model}:countTokens             Gemini token count
     POST .../models/{model}:embedContent            Gemini embedding
-    POST .../models/{model}:batchEmbedContents      Gemini embeddings, several at once
     POST /client/v4/accounts/{acct}/ai/run/{model}  Workers AI (model may contain slashes, "@cf/...")
     POST /api/chat, /api/generate                   Ollama native; NDJSON stream unless "stream": false
                                                     (Ollama's own default is to stream!)
@@ -842,14 +841,6 @@ def _gemini_embed(ctx: _Ctx) -> _Reply:
     return _JsonReply({"embedding": {"values": _fake_vector(json.dumps(ctx.body.get("content")), dims)}})
 
 
-def _gemini_batch_embed(ctx: _Ctx) -> _Reply:
-    embeddings = []
-    for request in ctx.body.get("requests") or []:
-        dims = int(request.get("outputDimensionality") or 8)
-        embeddings.append({"values": _fake_vector(json.dumps(request.get("content")), dims)})
-    return _JsonReply({"embeddings": embeddings})
-
-
 def _workers_ai_run(ctx: _Ctx) -> _Reply:
     usage = {
         "prompt_tokens": ctx.prompt_tokens,
@@ -915,7 +906,7 @@ def _ollama_tags(ctx: _Ctx, models: list[str]) -> _Reply:
 
 
 _GEMINI_RE = re.compile(
-    r"/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents)$"
+    r"/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|countTokens|embedContent)$"
 )
 _WORKERS_AI_RE = re.compile(r"^/client/v4/accounts/(?P<account>[^/]+)/ai/run/(?P<model>.+)$")
 
@@ -1213,7 +1204,6 @@ class FakeUpstream:
                 "streamGenerateContent": _gemini_generate,
                 "countTokens": _gemini_count_tokens,
                 "embedContent": _gemini_embed,
-                "batchEmbedContents": _gemini_batch_embed,
             }[match.group("method")]
         elif path == "/v1/messages":
             handler = _anthropic_messages
