@@ -14,7 +14,8 @@ from typing import Any
 from .. import _json
 from ..providers.sse import SSEEvent
 from . import ir
-from .anthropic import STOP_TO_ANTHROPIC, stop_from_anthropic, usage_from_json, usage_json
+from .anthropic import STOP_TO_ANTHROPIC, usage_json
+from .anthropic_target import stop_from_anthropic, usage_from_json
 
 
 class AnthropicStreamDecoder:

@@ -13,7 +13,8 @@ from typing import Any
 from .. import _json
 from ..providers.sse import SSEEvent
 from . import ir
-from .openai_chat import FINISH_TO_CHAT, finish_from_chat, usage_from_json, usage_json
+from .openai_chat import FINISH_TO_CHAT, usage_json
+from .openai_chat_target import finish_from_chat, usage_from_json
 
 DONE = b"data: [DONE]\n\n"
 

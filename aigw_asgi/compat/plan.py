@@ -23,7 +23,7 @@ from ..errors import BadCompatRequest
 from ..providers.registry import ProviderRegistry
 from ..routing.balance import Route
 from ..steps import PlannedStep
-from . import anthropic, gemini, ir, openai_chat
+from . import anthropic_target, gemini, ir, openai_chat_target
 from ._fields import bad, refuse
 from .surfaces import CODECS, MESSAGES, RESPONSES, Codec, StreamTranslator, Surface, events_from_response
 from .targets import Target, resolve
@@ -142,7 +142,7 @@ class Planner:
         req = request(target)
         codec = CODECS[wire]
         if wire == "openai":
-            native = openai_chat.build_request(
+            native = openai_chat_target.build_request(
                 req,
                 target.model,
                 target.name,
@@ -152,7 +152,9 @@ class Planner:
             )
             step = self._step(target, target.path("chat"), native)
         elif wire == "anthropic":
-            step = self._step(target, target.path("messages"), anthropic.build_request(req, target.model, target.name))
+            step = self._step(
+                target, target.path("messages"), anthropic_target.build_request(req, target.model, target.name)
+            )
         else:
             method = "streamGenerateContent" if req.stream else "generateContent"
             query = b"alt=sse" if req.stream else b""

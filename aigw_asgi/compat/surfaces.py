@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..providers.sse import SSEEvent, SSEParser
-from . import anthropic, gemini, ir, openai_chat, openai_responses
+from . import anthropic, anthropic_target, gemini, ir, openai_chat, openai_chat_target, openai_responses
 from .anthropic_stream import AnthropicStreamDecoder, AnthropicStreamEncoder
 from .openai_chat_stream import ChatStreamDecoder, ChatStreamEncoder
 from .openai_responses_stream import ResponsesStreamEncoder
@@ -82,8 +82,8 @@ class Codec:
 
 
 CODECS: dict[Wire, Codec] = {
-    "openai": Codec(openai_chat.parse_response, ChatStreamDecoder),
-    "anthropic": Codec(anthropic.parse_response, AnthropicStreamDecoder),
+    "openai": Codec(openai_chat_target.parse_response, ChatStreamDecoder),
+    "anthropic": Codec(anthropic_target.parse_response, AnthropicStreamDecoder),
     "gemini": Codec(gemini.parse_response, gemini.GeminiStreamDecoder),
 }
 

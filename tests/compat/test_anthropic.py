@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from anthropic.types import Message
 
-from aigw_asgi.compat import anthropic, ir
+from aigw_asgi.compat import anthropic, anthropic_target, ir
 from aigw_asgi.errors import BadCompatRequest
 
 GET_WEATHER = {
@@ -117,89 +117,8 @@ def test_bad_bodies_are_2019_naming_the_field(body: dict, named: str) -> None:
     assert named in info.value.message
 
 
-def chat_conversation() -> list[ir.Message]:
-    """An OpenAI-shaped conversation: system prompts anywhere, tool messages apart, thinking unsigned."""
-    return [
-        ir.Message("system", [ir.Text("A")]),
-        ir.Message("user", [ir.Text("weather?"), ir.Image(url="https://example.com/x.jpg")]),
-        ir.Message("assistant", [ir.Reasoning("unsigned"), ir.Text(""), ir.ToolCall("c1", "w", '{"q": 1}')]),
-        ir.Message("tool", [ir.ToolResult("c1", [ir.Text("sunny")])]),
-        ir.Message("system", [ir.Text("B")]),
-        ir.Message("user", [ir.Text("thanks")]),
-    ]
-
-
-def test_build_merges_turns_hoists_system_and_defaults_max_tokens() -> None:
-    req = ir.Request(messages=chat_conversation(), tools=[ir.Tool("w", None, None, strict=True)], user="u1")
-    req.reasoning_effort, req.stream, req.parallel_tool_calls = "medium", True, False
-    body = anthropic.build_request(req, "claude-sonnet-4", "anthropic")
-    assert body["system"] == [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}]
-    assert body["messages"] == [
-        {
-            "role": "user",
-            "content": [
-                {"type": "text", "text": "weather?"},
-                {"type": "image", "source": {"type": "url", "url": "https://example.com/x.jpg"}},
-            ],
-        },
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "w", "input": {"q": 1}}]},
-        {
-            "role": "user",  # the tool result and the next user turn are one user turn
-            "content": [
-                {"type": "tool_result", "tool_use_id": "c1", "content": [{"type": "text", "text": "sunny"}]},
-                {"type": "text", "text": "thanks"},
-            ],
-        },
-    ]
-    assert body["thinking"] == {"type": "enabled", "budget_tokens": 4096}
-    assert body["max_tokens"] == anthropic.DEFAULT_MAX_TOKENS + 4096
-    assert body["tools"] == [{"name": "w", "input_schema": {"type": "object", "properties": {}}, "strict": True}]
-    assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
-    assert body["metadata"] == {"user_id": "u1"} and body["stream"] is True
-
-
-@pytest.mark.parametrize(
-    ("change", "named"),
-    [
-        ({"seed": 1}, "seed"),
-        ({"n": 2}, "n > 1"),
-        ({"frequency_penalty": 0.5}, "frequency_penalty"),
-        ({"logprobs": True}, "logprobs"),
-        ({"response_format": ir.ResponseFormat("json_object")}, "json_object"),
-        ({"extras": {"logit_bias": {}}}, "logit_bias"),
-        ({"messages": [ir.Message("user", [ir.Audio("AAAA", "wav")])]}, "audio"),
-        ({"messages": [ir.Message("assistant", [ir.ToolCall("c", "f", "{not json")])]}, "not valid JSON"),
-        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
-    ],
-)
-def test_build_refuses_what_anthropic_cannot_honour(change: dict, named: str) -> None:
-    req = ir.Request(messages=[ir.Message("user", [ir.Text("hi")])])
-    for key, value in change.items():
-        setattr(req, key, value)
-    with pytest.raises(BadCompatRequest) as info:
-        anthropic.build_request(req, "claude", "anthropic")
-    assert named in info.value.message
-
-
-def test_signed_thinking_is_replayed_and_json_schema_is_structured_output() -> None:
-    req = ir.Request(
-        messages=[
-            ir.Message("user", [ir.Text("hi")]),
-            ir.Message("assistant", [ir.Reasoning("t", "sig"), ir.Reasoning(redacted="r"), ir.Text("ok")]),
-        ],
-        response_format=ir.ResponseFormat("json_schema", schema={"type": "object", "properties": {}}),
-    )
-    body = anthropic.build_request(req, "claude", "anthropic")
-    assert body["messages"][1]["content"] == [
-        {"type": "thinking", "thinking": "t", "signature": "sig"},
-        {"type": "redacted_thinking", "data": "r"},
-        {"type": "text", "text": "ok"},
-    ]
-    assert body["output_config"] == {"format": {"type": "json_schema", "schema": {"type": "object", "properties": {}}}}
-
-
 def test_the_documented_answer_parses_and_renders_back() -> None:
-    resp = anthropic.parse_response(TOOL_USE_ANSWER)
+    resp = anthropic_target.parse_response(TOOL_USE_ANSWER)
     assert resp.finish == "tool_calls"
     assert resp.usage == ir.Usage(572, 89, cached_tokens=100)  # input counts the cache reads
     rendered = anthropic.render_response(resp)
