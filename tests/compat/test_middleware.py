@@ -4,6 +4,7 @@ through dynamic routes, log rows, and ``/compat`` as a universal (and WebSocket)
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import anthropic
@@ -266,3 +267,28 @@ def test_compat_through_the_websocket_api(make_gateway) -> None:
         reply = json.loads(ws.recv(timeout=10))
     assert reply["type"] == "universal.created"
     assert reply["response"]["choices"][0]["message"]["content"] == TEXT
+
+
+def test_token_rules_count_the_real_providers_usage(make_gateway, fake_upstream: RunningFake, redis_url: str) -> None:
+    """10 + 5 tokens per answer, counted on the provider the translation reached (Anthropic)."""
+    import redis
+
+    rule = {"limit": 20, "period": 3600, "name": "tokens", "unit": "tokens", "scope": ["provider"]}
+    _, server = make_gateway(rate_limit={"storage": redis_url, "rules": [rule]})
+    client = sdk(server.url)
+    store = redis.Redis.from_url(redis_url)
+    for _ in range(2):
+        client.chat.completions.create(model="anthropic/claude-fake-1", messages=ASK)
+    deadline = time.monotonic() + 5  # the debit lands right after the answer: wait for it, never race it
+    debits: dict[bytes, int] = {}
+    while time.monotonic() < deadline:
+        debits = {key: int(store.get(key) or 0) for key in store.scan_iter("aigw:rl/default/tokens/*")}
+        if sum(debits.values()) >= 30:
+            break
+        time.sleep(0.01)
+    assert list(debits.values()) == [30] and b"anthropic" in next(iter(debits))
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="anthropic/claude-fake-1", messages=ASK)
+    assert refused.value.body["code"] == 2003  # type: ignore[index]
+    client.chat.completions.create(model="google-ai-studio/gemini-2.5-flash", messages=ASK)  # another provider
+    store.close()
