@@ -66,8 +66,8 @@ SECRET_QUERY_PARAMS = frozenset(
     {"key", "api_key", "api-key", "apikey", "token", "access_token", "auth", "authorization", "secret", "password"}
 )
 
-# Subprotocol entries that carry a credential after the dot (Cloudflare, ElevenLabs, fal).
-SECRET_SUBPROTOCOL_PREFIXES = ("cf-aig-authorization.", "xi-api-key.", "fal-api-key.")
+# Subprotocol entries that carry a credential after the dot (Cloudflare, ElevenLabs, fal, OpenAI).
+SECRET_SUBPROTOCOL_PREFIXES = ("cf-aig-authorization.", "xi-api-key.", "fal-api-key.", "openai-insecure-api-key.")
 
 _MIN_SECRET_LEN = 6  # shorter "secrets" would redact ordinary words; config asks for >= 8 anyway
 

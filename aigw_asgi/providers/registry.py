@@ -52,6 +52,32 @@ class Layout:
 
 
 @dataclass(frozen=True, slots=True)
+class RealtimeAPI:
+    """A provider's realtime WebSocket (``WS /{provider}/{path}``, see aigw_asgi/realtime/).
+
+    Where it lives: ``root`` is what the client's path is joined to, as for HTTP -- ``{base}``
+    (the HTTP ``base_url``), ``{origin}`` (its scheme and host) or ``{origin}/...`` -- with
+    http(s) turned into ws(s), so a ``base_url`` override moves the realtime socket along. A
+    client that names no path (``/openai?model=…``, Cloudflare's spelling) gets ``path``. A
+    configured ``realtime_url`` (``url``) replaces all that: every session goes to that one URL.
+
+    How the key is presented: the provider's ``auth_header`` upstream, always. Clients may bring
+    it in that header, in a query parameter (``key_query``) or -- browsers cannot set headers --
+    in a subprotocol entry ``{key_subprotocol}<key>``; the gateway moves it into the header.
+    """
+
+    root: str = "{base}"
+    path: str = ""
+    url: str | None = None
+    key_subprotocol: str | None = None  # e.g. "openai-insecure-api-key."
+    key_query: tuple[str, ...] = ()  # query parameters that carry a credential
+    model_query: tuple[str, ...] = ("model",)  # query parameters that name the model
+    # Path params sent as query params when the client named no model: Azure's realtime socket
+    # takes ``?deployment=`` where its REST paths have ``deployments/{d}/``.
+    path_query: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Provider:
     name: str
     base_url: str
@@ -70,6 +96,7 @@ class Provider:
     layouts: tuple[Layout, ...] = ()  # client path shapes -> the canonical path (first match wins)
     openai_paths: tuple[str, ...] = ()  # path prefixes speaking OpenAI's wire format, not ``format``
     openai_stream_usage: bool = True  # those paths accept stream_options.include_usage
+    realtime: RealtimeAPI | None = None  # None: no realtime WebSocket
 
     def credential_value(self, key: str) -> str:
         return f"{self.auth_scheme} {key}" if self.auth_scheme else key
@@ -100,7 +127,14 @@ _AZURE_LAYOUTS = tuple(
 BUILTINS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider("openai", "https://api.openai.com/v1", "v1", otel_name="openai", stream_usage=True),
+        Provider(
+            "openai",
+            "https://api.openai.com/v1",
+            "v1",
+            otel_name="openai",
+            stream_usage=True,
+            realtime=RealtimeAPI("{base}", "realtime", key_subprotocol="openai-insecure-api-key."),
+        ),
         Provider(
             "azure-openai",
             "https://{resource}.openai.azure.com/openai",
@@ -110,6 +144,14 @@ BUILTINS: dict[str, Provider] = {
             stream_usage=True,
             path_params=("resource",),
             layouts=_AZURE_LAYOUTS,
+            # wss://{resource}.openai.azure.com/openai/realtime?api-version=…&deployment=…
+            realtime=RealtimeAPI(
+                "{origin}/openai",
+                "realtime",
+                key_query=("api-key",),
+                model_query=("deployment", "model"),
+                path_query=("deployment",),
+            ),
         ),
         Provider(
             "anthropic",
@@ -165,6 +207,13 @@ BUILTINS: dict[str, Provider] = {
             otel_name="gcp.gemini",
             query_key="key",
             openai_paths=("openai/", "v1/openai/"),
+            # The Live API sits beside the versioned REST base, at the host's root.
+            realtime=RealtimeAPI(
+                "{origin}",
+                "ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent",
+                key_query=("key", "access_token"),
+                model_query=(),
+            ),
         ),
         Provider("deepseek", "https://api.deepseek.com", otel_name="deepseek", stream_usage=True),
         Provider("perplexity-ai", "https://api.perplexity.ai", otel_name="perplexity"),
@@ -227,6 +276,8 @@ def _configured(name: str, base: Provider | None, cfg: ProviderConfig) -> Provid
         changes["stream_usage"] = cfg.stream_usage
     if cfg.headers:
         changes["headers"] = tuple((k.lower(), v) for k, v in cfg.headers.items())
+    if cfg.realtime_url is not None:
+        changes["realtime"] = replace(base.realtime or RealtimeAPI(), url=cfg.realtime_url.rstrip("/"))
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -363,6 +414,56 @@ def join_url(provider: Provider, path: str) -> tuple[str, dict[str, str]]:
 
 
 _DEPLOYMENT = re.compile(r"^deployments/([A-Za-z0-9._-]+)/")
+
+
+def realtime_endpoint(provider: Provider, path: str) -> tuple[str, dict[str, str]]:
+    """The ws(s) URL of ``provider``'s realtime socket for ``path`` (validated, no leading slash).
+
+    Returns the URL (without query) and the path params (Azure's resource, and the deployment
+    when the path names one: Azure's realtime socket takes it as a query parameter). Raises
+    ``ValueError`` with a user-facing message, like `join_url`.
+    """
+    realtime = provider.realtime
+    if realtime is None:
+        raise ValueError(f"provider {provider.name} has no realtime WebSocket")
+    params: dict[str, str] = {}
+    count = len(provider.path_params)
+    if count:
+        parts = canonical_path(provider, path).split("/", count)
+        unknown_layout = len(parts) > count and not any(layout.pattern.match(path) for layout in provider.layouts)
+        if len(parts) < count or not all(parts[:count]) or (provider.layouts and unknown_layout):
+            raise ValueError(f"expected /{provider.name}/{'/'.join('{' + p + '}' for p in provider.path_params)}/...")
+        for pname, value in zip(provider.path_params, parts, strict=False):
+            if not _HOST_LABEL.match(value):
+                raise ValueError(f"invalid {pname} in path")
+            params[pname] = value
+        path = parts[count] if len(parts) > count else ""
+        deployment = _DEPLOYMENT.match(path)
+        if deployment and "deployment" in realtime.path_query:
+            params["deployment"] = deployment.group(1)
+            path = path[deployment.end() :]
+    else:
+        path = canonical_path(provider, path)
+    if realtime.url is not None:
+        url = realtime.url  # configured: the one endpoint, whatever path the client named
+    else:
+        base = provider.base_url
+        scheme, sep, rest = base.partition("://")
+        root = realtime.root.replace("{base}", base).replace("{origin}", scheme + sep + rest.split("/", 1)[0])
+        for pname, value in params.items():
+            root = root.replace("{" + pname + "}", value)
+        if "{" in root:
+            raise ValueError(f"provider {provider.name} is not configured (base_url has placeholders)")
+        path = path or realtime.path
+        prefix = provider.version_prefix if realtime.root == "{base}" else ""  # only the REST base is versioned
+        if prefix and (path == prefix or path.startswith(prefix + "/")):
+            path = path[len(prefix) + 1 :]
+        url = f"{root}/{path}" if path else root
+    if url.startswith("https://"):
+        return "wss://" + url[8:], params
+    if url.startswith("http://"):
+        return "ws://" + url[7:], params
+    return url, params
 
 
 def relative_path(provider: Provider, path: str) -> str:

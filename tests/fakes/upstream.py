@@ -26,6 +26,8 @@ Gemini-OpenAI- or Workers-AI-OpenAI-style prefixes work too)::
     GET  /api/tags                                  Ollama model list
     (Cohere, Mistral, HF Inference, Replicate, transcriptions: see ``tests.fakes.extra``)
     anything else                                   404 {"error":{"message":"not found",...}}
+    WebSocket upgrades (any path)                   realtime: OpenAI Realtime / Gemini Live, see
+                                                    tests/fakes/realtime.py (``app.realtime``)
 
 Content is deterministic: ``chunks`` content pieces ``"chunk0 "``, ``"chunk1 "``, ... (the non-stream
 text is their concatenation). Usage: prompt tokens = ``prompt_tokens`` (default 10), completion tokens =
@@ -106,6 +108,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
+
+from tests.fakes.realtime import FakeRealtime
 
 if TYPE_CHECKING:
     from tests.servers import ServerThread
@@ -947,6 +951,7 @@ class FakeUpstream:
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
         self._release_generation = 0
+        self.realtime = FakeRealtime()  # the providers' realtime WebSockets
         self._apply_defaults()
 
     # ---------------------------------------------------------------- steering API
@@ -962,6 +967,7 @@ class FakeUpstream:
             self._rules.clear()
             self.requests.clear()
             self._apply_defaults()
+        self.realtime.reset()
         self.release()
 
     def release(self) -> None:
@@ -1026,7 +1032,7 @@ class FakeUpstream:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": "fake upstream speaks HTTP only"})
+            await self.realtime(scope, receive, send)  # tests/fakes/realtime.py
         else:
             await self._http(scope, receive, send)
 
