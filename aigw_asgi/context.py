@@ -144,7 +144,6 @@ class RequestContext:
     cost: float | None = None
     custom_cost: bool = False
     rate_limited_by: str | None = None
-    surface: str | None = None  # /compat: the API shape the client spoke ("chat/completions", "v1/messages"...)
     cache_vary: dict[str, Any] | None = field(default=None, repr=False)  # /compat: the client's own body, also keyed
     error: str | None = None  # a human message, secrets redacted
     error_code: int | None = None  # gateway error code (2003, 2005…) when the gateway made the answer

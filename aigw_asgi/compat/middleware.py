@@ -14,7 +14,7 @@ a 400 with code 2019 in OpenAI's or Anthropic's error envelope), with ``cf-aig-p
 ``cf-aig-model`` naming the target that answered.
 
 Per internal request (each a child context, one log row per attempt): the body is the provider's
-own; ``surface`` records the client's API; ``cache_vary`` puts the client's canonical body into
+own; the row's metadata gets ``aigw_surface`` (the client's API); ``cache_vary`` puts the client's canonical body into
 the cache key, so a field a translation drops can never make two different requests share an
 answer; the client's provider key (OpenAI SDK ``Authorization``, Anthropic SDK ``x-api-key``) is
 moved into the target's own credential header, and a gateway token sent there is not forwarded.
@@ -35,6 +35,7 @@ from ..providers.registry import ProviderRegistry
 from ..routing.balance import Route, compile_routes
 from ..runner import StepRunner
 from ..steps import PlannedStep
+from ..telemetry.records import LOG_METADATA
 from ..types import ASGIApp, Headers, Receive, Scope, Send
 from . import catalog
 from ._fields import bad
@@ -68,7 +69,7 @@ class CompatRunner(StepRunner):
     ) -> tuple[RequestContext, Scope]:
         child, child_scope = super()._child(parent, scope, step, index)
         if isinstance(step, CompatStep):
-            child.surface = step.surface
+            child.extra[LOG_METADATA] = {"aigw_surface": step.surface}
             child.cache_vary = step.vary
             headers: Headers = [h for h in child.headers if h[0] not in _CREDENTIALS]
             if step.credential is not None:
@@ -115,7 +116,7 @@ class CompatMiddleware:
             error = NotFound(f"Not found: {ctx.method} /compat/{endpoint[:100]} is not a /compat endpoint")
             await self._error(ctx, send, style, error)
             return
-        ctx.surface = surface.name
+        ctx.extra[LOG_METADATA] = {"aigw_surface": surface.name}  # the row of an error answered here
         if kind == "models" and endpoint == "v1/models" and ctx.header(b"anthropic-version") is not None:
             surface = replace(MESSAGES, name="models")
         try:

@@ -22,7 +22,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from ..errors import BadCompatRequest
-from ..providers.registry import Provider, ProviderRegistry
+from ..providers.registry import BUILTINS, Provider, ProviderRegistry
 from ..routing.balance import Route
 
 Wire = Literal["openai", "anthropic", "gemini"]
@@ -127,6 +127,8 @@ def resolve(model: object, providers: ProviderRegistry, routes: Mapping[str, Rou
         return out
     provider = providers.get(_ALIASES.get(slug, slug))
     if provider is None:
+        if _ALIASES.get(slug, slug) in BUILTINS:  # a built-in the allow-list leaves out
+            raise _bad_model(f"provider {slug!r} is not enabled on this gateway")
         raise _bad_model(f"unknown provider {slug[:64]!r} in {model[:100]!r}")
     return [_target(provider, name, None, None, None)]
 

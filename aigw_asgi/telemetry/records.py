@@ -143,13 +143,7 @@ def records_from_context(ctx: RequestContext, settings: RecordSettings) -> list[
     extra = request_secrets(ctx) if redactor is not None else ()
     cap = settings.max_body_bytes
     request_body = _redacted(body_text(ctx.body, cap), redactor, extra) if payload else None
-<<<<<<< HEAD
-    metadata = dict(ctx.metadata) or None
-    if ctx.surface is not None:  # /compat: the client's API shape, filterable as metadata.aigw_surface
-        metadata = {**(metadata or {}), "aigw_surface": ctx.surface}
-=======
     metadata = {**ctx.metadata, **ctx.extra.get(LOG_METADATA, {})} or None
->>>>>>> main
     base_perf = ctx.attempts[0].started if ctx.attempts else ctx.started
 
     # What every row of this request says alike, whichever attempt it describes.

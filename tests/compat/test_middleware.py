@@ -67,6 +67,16 @@ def test_a_bad_model_is_400_2019_in_openai_shape(make_gateway, model: str | None
         assert resp.headers["cf-aig-model"] == model
 
 
+def test_a_provider_the_gateway_does_not_serve_is_refused(make_gateway, fake_upstream: RunningFake) -> None:
+    _, server = make_gateway(gateway={"providers": ["anthropic"]})
+    resp = post(server.url, "/compat/chat/completions", {"model": "openai/gpt-4o-mini", "messages": ASK})
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == 2019
+    assert "provider 'openai' is not enabled on this gateway" in resp.json()["error"]["message"]
+    assert fake_upstream.app.requests == []
+    ids = [m["id"] for m in httpx.get(f"{server.url}/compat/models", timeout=10).json()["data"]]
+    assert ids and all(i.startswith("anthropic/") for i in ids)
+
+
 def test_anthropic_surface_errors_are_anthropic_shaped(make_gateway) -> None:
     _, server = make_gateway()
     resp = post(server.url, "/compat/v1/messages", {"model": "nope/x", "max_tokens": 5, "messages": ASK})
