@@ -23,8 +23,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from . import _json
-from ._asgi import header
 from .errors import GatewayError
+from .headers import header
 from .types import Headers, Scope
 
 if TYPE_CHECKING:

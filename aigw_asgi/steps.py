@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from ._asgi import set_headers
 from .bounds import BACKOFFS, MAX_ATTEMPTS, REQUEST_TIMEOUT_MS, RETRY_DELAY_MS, Range
 from .errors import InvalidProvider, InvalidRequest
+from .headers import set_headers
 from .options import parse_options
 from .routing.balance import Route
 from .types import Headers

@@ -19,9 +19,9 @@ import zlib
 from typing import Any
 
 from .. import _json
-from .._asgi import header
 from ..context import ErrorType, RequestContext
 from ..errors import UpstreamError
+from ..headers import header
 from ..types import Headers, Message, Send
 from .plan import CompatStep
 from .surfaces import StreamTranslator, Surface
