@@ -3,6 +3,7 @@
     request ─▶ TelemetryMiddleware   times it, logs every attempt, spans and metrics
              ─▶ AuthMiddleware        gateway token or runtime key (cache hits are authenticated too)
              ─▶ UniversalMiddleware   POST / and WebSocket GET /: each step through the stack below
+             ─▶ CompatMiddleware      /compat/*: one client shape, translated steps through the stack below
              ─▶ KeyPolicyMiddleware   a runtime key's expiry, providers and models (authentication on)
              ─▶ CacheMiddleware       HIT answers here: logged, never rate-limited
              ─▶ RateLimitMiddleware   counts what reaches a provider (a key's own limit too)
@@ -29,8 +30,10 @@ from .auth import AdminGuard, AuthMiddleware
 from .budgets import BudgetMiddleware
 from .budgets.admin import BudgetAdmin
 from .cache import CacheMiddleware
+from .compat import CompatMiddleware
 from .config import Config, validate
 from .context import ensure_context, route_path
+from .dashboard import is_shell
 from .errors import GatewayError, NotFound, send_error
 from .keys import KeyPolicyMiddleware, KeyResolver, KeyService, make_key_store
 from .keys.admin import KeyAdmin
@@ -117,14 +120,15 @@ class Gateway:
             else self.cache
         )
         routes = compile_routes(self.config.routes)
+        self.compat = CompatMiddleware(self.policy, self.config, providers=self.providers, routes=routes)
         websocket = WebSocketAPI(
-            StepRunner(self.policy, self.providers, routes),
+            StepRunner(self.compat, self.providers, routes),
             self.config,
             telemetry=self.recorder,
             rate_limit=self.rate_limit,
         )
         self.universal = UniversalMiddleware(
-            self.policy, self.config, providers=self.providers, routes=routes, websocket=websocket
+            self.compat, self.config, providers=self.providers, routes=routes, websocket=websocket
         )
         self.auth = AuthMiddleware(self.universal, gateway, keys=self.keys)
         self.telemetry = TelemetryMiddleware(self.auth, telemetry=self.recorder)
@@ -149,6 +153,7 @@ class Gateway:
                 ),
             ),
             gateway,
+            public=is_shell,
         )
 
         mount = self.config.gateway.mount_path.rstrip("/")
