@@ -40,3 +40,14 @@ def test_aigw_serve_refuses_to_start_split_budgets(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "aigw_asgi", "serve", "--config", str(config), "--port", str(free_port())]
     result = subprocess.run(cmd + ["--workers", "2"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "budget counters in memory://" in result.stderr
+
+
+def test_the_docs_standalone_snippet_builds() -> None:
+    """docs/keys-and-budgets.md shows the layer alone: the snippet runs as written."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "keys-and-budgets.md").read_text()
+    section = text.split("## Using the middlewares alone", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "keys-and-budgets.md", "exec"), namespace)
+    app = namespace["app"]
+    assert app.budgets[0].scope == ("metadata.team",) and app.prices.price_for("my-model") is not None
