@@ -30,7 +30,7 @@ from ..context import RequestContext, ensure_context
 from ..errors import GatewayError
 from .cost import PriceTable
 from .records import LogRecord, RecordSettings, apply_cost, records_from_context
-from .store import LogStore, make_store
+from .stores import LogStore, make_store
 
 logger = logging.getLogger("aigw_asgi.telemetry")
 

@@ -15,14 +15,10 @@ from aigw_asgi.config import LogsConfig
 from aigw_asgi.context import uuid7
 from aigw_asgi.telemetry.query import parse_query
 from aigw_asgi.telemetry.records import LogRecord
-from aigw_asgi.telemetry.store import (
-    LogStore,
-    MemoryLogStore,
-    RedisLogStore,
-    SQLiteLogStore,
-    make_store,
-    sqlite_path,
-)
+from aigw_asgi.telemetry.stores import LogStore, make_store
+from aigw_asgi.telemetry.stores.memory import MemoryLogStore
+from aigw_asgi.telemetry.stores.redis import RedisLogStore
+from aigw_asgi.telemetry.stores.sqlite import SQLiteLogStore, sqlite_path
 
 T0 = 1_750_000_000.0  # a fixed epoch second, so time buckets are predictable
 

@@ -1,14 +1,5 @@
-"""Log stores behind one protocol: SQLite (default), memory, Redis (SPEC §9).
-
-    LogStore (protocol)
-    ├── MemoryLogStore   memory://           one process, lost on restart; tests and demos
-    ├── SQLiteLogStore   sqlite:///PATH      stdlib sqlite3 on one worker thread, WAL, batched inserts
-    └── RedisLogStore    redis://HOST/DB     shared by every gateway instance, capped (redis extra)
-
-Stores are written by the telemetry writer task only (never on a request's path) and read by the
-admin API. Each enforces ``logs.max_logs`` itself: ``DELETE_OLDEST`` trims the oldest rows after
-a write, ``STOP_INSERTING`` refuses new rows once full (counted in ``refused``).
-"""
+"""The SQLite log store (``sqlite:///PATH``), the embedded default: stdlib ``sqlite3`` on one
+worker thread, WAL, multi-row inserts, filters and paging in SQL."""
 
 from __future__ import annotations
 
@@ -20,60 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from itertools import chain
 from operator import attrgetter
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from ..config import LogsConfig
-from ..errors import ConfigError
-from .query import AnalyticsRow, LogQuery, aggregate, analytics_row, matches, order, page
-from .records import LogRecord
-
-PATCHABLE = ("feedback", "score", "metadata")
-
-
-@runtime_checkable
-class LogStore(Protocol):
-    """What the telemetry writer and the admin API need from a store.
-
-    Optional: ``async write_built(build) -> int``, for a store with a thread of its own: it calls
-    ``build()`` (which turns queued requests into rows) on that thread and writes the result, so a
-    batch costs one thread handoff instead of two (see `SQLiteLogStore`).
-    """
-
-    kind: str
-    refused: int  # rows not stored because the store was full (STOP_INSERTING)
-
-    async def write(self, records: Sequence[LogRecord]) -> int:
-        """Store rows (a batch); returns how many were stored."""
-        ...
-
-    async def get(self, log_id: str, *, bodies: bool = False) -> LogRecord | None: ...
-
-    async def query(self, q: LogQuery) -> tuple[list[LogRecord], int]:
-        """One page of matching rows (without bodies) and the total number of matches."""
-        ...
-
-    async def patch(self, log_id: str, changes: dict[str, Any]) -> LogRecord | None: ...
-
-    async def delete(self, q: LogQuery) -> int: ...
-
-    async def analytics(self, q: LogQuery) -> dict[str, Any]: ...
-
-    async def count(self) -> int: ...
-
-    async def aclose(self) -> None: ...
-
-
-def make_store(config: LogsConfig, gateway_id: str = "default") -> LogStore:
-    """The store a ``logs.store`` URL names."""
-    url = config.store
-    scheme = url.split("://", 1)[0]
-    if scheme == "memory":
-        return MemoryLogStore(max_logs=config.max_logs, strategy=config.strategy)
-    if scheme == "sqlite":
-        return SQLiteLogStore(sqlite_path(url), max_logs=config.max_logs, strategy=config.strategy)
-    if scheme in ("redis", "rediss"):
-        return RedisLogStore(url, max_logs=config.max_logs, strategy=config.strategy, gateway_id=gateway_id)
-    raise ConfigError(f"logs.store: unsupported store {url!r}")
+from ...errors import ConfigError
+from ..query import AnalyticsRow, LogQuery, aggregate
+from ..records import LogRecord
+from .base import PATCHABLE
 
 
 def sqlite_path(url: str) -> str:
@@ -83,63 +26,6 @@ def sqlite_path(url: str) -> str:
         raise ConfigError("logs.store: expected sqlite:///PATH")
     return rest[1:]
 
-
-# -- memory ---------------------------------------------------------------------------------------
-
-
-class MemoryLogStore:
-    """Rows in a dict, insertion-ordered (so the oldest row is the first one)."""
-
-    kind = "memory"
-
-    def __init__(self, *, max_logs: int = 1_000_000, strategy: str = "DELETE_OLDEST") -> None:
-        self.max_logs = max_logs
-        self.strategy = strategy
-        self.refused = 0
-        self._rows: dict[str, LogRecord] = {}
-
-    async def write(self, records: Sequence[LogRecord]) -> int:
-        if self.strategy == "STOP_INSERTING":
-            room = max(self.max_logs - len(self._rows), 0)
-            self.refused += max(len(records) - room, 0)
-            records = records[:room]
-        for r in records:
-            self._rows[r.id] = r
-        while len(self._rows) > self.max_logs:
-            del self._rows[next(iter(self._rows))]
-        return len(records)
-
-    async def get(self, log_id: str, *, bodies: bool = False) -> LogRecord | None:
-        return self._rows.get(log_id)
-
-    async def query(self, q: LogQuery) -> tuple[list[LogRecord], int]:
-        found = order([r for r in self._rows.values() if matches(r, q)], q)
-        return page(found, q), len(found)
-
-    async def patch(self, log_id: str, changes: dict[str, Any]) -> LogRecord | None:
-        row = self._rows.get(log_id)
-        if row is not None:
-            for key, value in changes.items():
-                setattr(row, key, value)
-        return row
-
-    async def delete(self, q: LogQuery) -> int:
-        doomed = order([r for r in self._rows.values() if matches(r, q)], q)[: q.limit]
-        for r in doomed:
-            del self._rows[r.id]
-        return len(doomed)
-
-    async def analytics(self, q: LogQuery) -> dict[str, Any]:
-        return aggregate((analytics_row(r) for r in self._rows.values() if matches(r, q)), q)
-
-    async def count(self) -> int:
-        return len(self._rows)
-
-    async def aclose(self) -> None:
-        return None
-
-
-# -- SQLite ---------------------------------------------------------------------------------------
 
 _COLUMNS = [
     ("id", "TEXT PRIMARY KEY"),
@@ -498,141 +384,3 @@ class SQLiteLogStore:
         finally:
             executor.shutdown(wait=False)
             self._count = None
-
-
-# -- Redis ----------------------------------------------------------------------------------------
-
-
-class RedisLogStore:
-    """Rows as JSON strings, indexed by a sorted set on ``created_at``; every instance sees all.
-
-    Keys (``P`` = ``aigw:logs:{gateway}``): ``P:index`` (zset id -> created_at), ``P:row:{id}``,
-    ``P:body:{id}``. Filters run in Python over the index (admin reads only), which suits the
-    capped volumes Redis is meant for here; use SQLite for millions of rows on one host.
-    """
-
-    kind = "redis"
-    _CHUNK = 500
-
-    def __init__(
-        self, url: str, *, max_logs: int = 1_000_000, strategy: str = "DELETE_OLDEST", gateway_id: str = "default"
-    ) -> None:
-        self.url = url
-        self.max_logs = max_logs
-        self.strategy = strategy
-        self.refused = 0
-        self.prefix = f"aigw:logs:{gateway_id}"
-        self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _redis(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            try:
-                import redis.asyncio as redis
-            except ImportError:  # pragma: no cover - depends on the install
-                raise ConfigError(
-                    "logs.store: redis:// needs the redis extra (pip install 'aigw-asgi[redis]')"
-                ) from None
-            self._client = redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
-            self._loop = loop
-        return self._client
-
-    def _row_key(self, log_id: str) -> str:
-        return f"{self.prefix}:row:{log_id}"
-
-    def _body_key(self, log_id: str) -> str:
-        return f"{self.prefix}:body:{log_id}"
-
-    async def write(self, records: Sequence[LogRecord]) -> int:
-        r = self._redis()
-        index = f"{self.prefix}:index"
-        if self.strategy == "STOP_INSERTING":
-            room = max(self.max_logs - int(await r.zcard(index)), 0)
-            self.refused += max(len(records) - room, 0)
-            records = records[:room]
-        if not records:
-            return 0
-        pipe = r.pipeline(transaction=False)
-        for rec in records:
-            request_body, response_body = rec.request_body, rec.response_body
-            rec.request_body = rec.response_body = None
-            pipe.set(self._row_key(rec.id), rec.to_json())
-            rec.request_body, rec.response_body = request_body, response_body
-            if request_body is not None or response_body is not None:
-                pipe.set(self._body_key(rec.id), json.dumps([request_body, response_body]))
-        pipe.zadd(index, {rec.id: rec.created_at for rec in records})
-        pipe.zcard(index)
-        results = await pipe.execute()
-        count = int(results[-1])
-        if self.strategy == "DELETE_OLDEST" and count > self.max_logs:
-            oldest = await r.zpopmin(index, count - self.max_logs)
-            await self._drop([member.decode() for member, _ in oldest])
-        return len(records)
-
-    async def _drop(self, ids: list[str]) -> None:
-        r = self._redis()
-        for i in range(0, len(ids), self._CHUNK):
-            chunk = ids[i : i + self._CHUNK]
-            keys = [self._row_key(x) for x in chunk] + [self._body_key(x) for x in chunk]
-            await r.delete(*keys)
-            await r.zrem(f"{self.prefix}:index", *chunk)
-
-    async def _candidates(self, q: LogQuery) -> list[LogRecord]:
-        r = self._redis()
-        low = "-inf" if q.start is None else q.start
-        high = "+inf" if q.end is None else q.end
-        ids = [x.decode() for x in await r.zrangebyscore(f"{self.prefix}:index", low, high)]
-        out: list[LogRecord] = []
-        for i in range(0, len(ids), self._CHUNK):
-            raw = await r.mget([self._row_key(x) for x in ids[i : i + self._CHUNK]])
-            for item in raw:
-                if item is not None:
-                    rec = LogRecord.from_json(item)
-                    if matches(rec, q):
-                        out.append(rec)
-        return out
-
-    async def get(self, log_id: str, *, bodies: bool = False) -> LogRecord | None:
-        r = self._redis()
-        raw = await r.get(self._row_key(log_id))
-        if raw is None:
-            return None
-        rec = LogRecord.from_json(raw)
-        if bodies:
-            stored = await r.get(self._body_key(log_id))
-            if stored is not None:
-                rec.request_body, rec.response_body = json.loads(stored)
-        return rec
-
-    async def query(self, q: LogQuery) -> tuple[list[LogRecord], int]:
-        found = order(await self._candidates(q), q)
-        return page(found, q), len(found)
-
-    async def patch(self, log_id: str, changes: dict[str, Any]) -> LogRecord | None:
-        rec = await self.get(log_id)
-        if rec is None:
-            return None
-        for key, value in changes.items():
-            setattr(rec, key, value)
-        await self._redis().set(self._row_key(log_id), rec.to_json(), xx=True)
-        return rec
-
-    async def delete(self, q: LogQuery) -> int:
-        doomed = order(await self._candidates(q), q)[: q.limit]
-        await self._drop([rec.id for rec in doomed])
-        return len(doomed)
-
-    async def analytics(self, q: LogQuery) -> dict[str, Any]:
-        return aggregate((analytics_row(rec) for rec in await self._candidates(q)), q)
-
-    async def count(self) -> int:
-        return int(await self._redis().zcard(f"{self.prefix}:index"))
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                await client.aclose()
-            except RuntimeError:  # its loop is gone; nothing left to close
-                pass
