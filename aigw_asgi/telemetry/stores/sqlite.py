@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import Any
 
 from ...errors import ConfigError
-from ..query import AnalyticsRow, LogQuery, aggregate
+from ..query import LogQuery, analytics_result, summary, walk_percentiles
 from ..records import LogRecord
 from .base import PATCHABLE
 
@@ -111,6 +111,18 @@ def _from_sql(row: Sequence[Any], bodies: tuple[str | None, str | None] | None =
     return LogRecord(**data)
 
 
+# A metadata value as text, the way meta_text() shows it: booleans are stored as JSON
+# true/false and compare as those words. Binds the JSON path twice.
+_META_TEXT = (
+    "(CASE json_type(metadata, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+    "ELSE CAST(json_extract(metadata, ?) AS TEXT) END)"
+)
+
+
+def _json_path(key: str) -> str:
+    return '$."' + key.replace('"', "") + '"'
+
+
 def _where(q: LogQuery) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
@@ -141,14 +153,41 @@ def _where(q: LogQuery) -> tuple[str, list[Any]]:
             clauses.append(f"{column} {op} ?")
         args.append(bound)
     for key, want in q.metadata.items():
-        path = '$."' + key.replace('"', "") + '"'
-        # Booleans are stored as JSON true/false; compare them as the words, like meta_text().
-        clauses.append(
-            "(CASE json_type(metadata, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
-            "ELSE CAST(json_extract(metadata, ?) AS TEXT) END) = ?"
-        )
+        path = _json_path(key)
+        clauses.append(f"{_META_TEXT} = ?")
         args += [path, path, want]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _dimensions(q: LogQuery) -> tuple[list[str], list[Any]]:
+    """SQL for each ``group_by`` dimension (a time bucket as its bucket number)."""
+    dims: list[str] = []
+    args: list[Any] = []
+    for g in q.group_by:
+        if g == "time":
+            dims.append(f"CAST(created_at / {int(q.interval)} AS INTEGER)")
+        elif g in ("provider", "model"):
+            dims.append(g)
+        else:
+            path = _json_path(g[9:])
+            dims.append(_META_TEXT)
+            args += [path, path]
+    return dims, args
+
+
+def _bucketed(key: tuple[Any, ...], q: LogQuery) -> tuple[Any, ...]:
+    """A group key with its time bucket number turned back into epoch seconds."""
+    if "time" not in q.group_by:
+        return key
+    t = q.group_by.index("time")
+    return (*key[:t], float(key[t] * q.interval), *key[t + 1 :])
+
+
+def _summary(
+    requests: int, ok: float, cached: float, tokens_in: float, tokens_out: float, cost: float,
+    p50: float | None, p95: float | None,
+) -> dict[str, Any]:  # fmt: skip
+    return summary(requests, requests - int(ok), int(cached), int(tokens_in), int(tokens_out), cost, p50, p95)
 
 
 def _order_sql(q: LogQuery) -> str:
@@ -354,18 +393,49 @@ class SQLiteLogStore:
         return await self._run(self._analytics, q)  # type: ignore[no-any-return]
 
     def _analytics(self, q: LogQuery) -> dict[str, Any]:
+        """Analytics in SQL: one grouped pass for the sums, one pass sorted by duration for the
+        percentiles (see `walk_percentiles`); only group keys and durations reach Python.
+
+        Measured at 1M rows (benchmarks/README.md): reading every row into Python and
+        aggregating there cost ~4 µs a row; this costs ~1.5 µs.
+        """
         db = self._db()
-        where, args = _where(q)
-        wants_meta = any(g.startswith("metadata.") for g in q.group_by)
-        cursor = db.execute(
-            "SELECT created_at, provider, model, metadata, cost, tokens_in, tokens_out, cached, success, duration_ms"
-            f" FROM logs{where}",
-            args,
+        where, where_args = _where(q)
+        dims, dim_args = _dimensions(q)
+        select = "".join(f"{d}, " for d in dims)
+        group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(dims)))}" if dims else ""
+        sums = db.execute(
+            f"SELECT {select}COUNT(*), TOTAL(success), TOTAL(cached), TOTAL(tokens_in), TOTAL(tokens_out),"
+            f" TOTAL(cost), COUNT(duration_ms) FROM logs{where}{group}",
+            [*dim_args, *where_args],
+        ).fetchall()
+        counts: dict[tuple[Any, ...], int] = {}
+        parts: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for r in sums:
+            key = tuple(r[: len(dims)])
+            if r[len(dims)]:  # no GROUP BY: one row even when nothing matched
+                parts[key] = r[len(dims) :]
+                counts[key] = r[-1]
+        timed = f"{where} AND duration_ms IS NOT NULL" if where else " WHERE duration_ms IS NOT NULL"
+        ordered = db.execute(
+            f"SELECT {select}duration_ms FROM logs{timed} ORDER BY duration_ms", [*dim_args, *where_args]
         )
-        rows = (
-            AnalyticsRow(r[0], r[1], r[2], json.loads(r[3]) if wants_meta and r[3] else None, *r[4:]) for r in cursor
-        )
-        return aggregate(rows, q)
+        try:
+            by_group, overall = walk_percentiles(ordered, counts)
+        finally:
+            ordered.close()
+        totals = [0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        groups = []
+        for key, (requests, ok, cached, tokens_in, tokens_out, cost, _) in parts.items():
+            for i, value in enumerate((requests, ok, cached, tokens_in, tokens_out, cost)):
+                totals[i] += value
+            if dims:
+                p50, p95 = by_group.get(key, (None, None))
+                groups.append(
+                    (_bucketed(key, q), _summary(requests, ok, cached, tokens_in, tokens_out, cost, p50, p95))
+                )
+        requests, ok, cached, tokens_in, tokens_out, cost = totals
+        return analytics_result(q, _summary(int(requests), ok, cached, tokens_in, tokens_out, cost, *overall), groups)
 
     async def count(self) -> int:
         return int(await self._run(lambda: self._db().execute("SELECT COUNT(*) FROM logs").fetchone()[0]))
