@@ -372,22 +372,36 @@ class _Stats:
         )  # fmt: skip
 
 
+class Aggregator:
+    """Running analytics for stores that aggregate in Python (memory, Redis): ``add`` rows one
+    at a time (memory: the groups and one float per duration, never the rows), then ``result``."""
+
+    def __init__(self, q: LogQuery) -> None:
+        self.q = q
+        self.totals = _Stats()
+        self.groups: dict[tuple[Any, ...], _Stats] = {}
+
+    def add(self, r: AnalyticsRow) -> None:
+        self.totals.add(r)
+        dims = self.q.group_by
+        if dims:
+            key = tuple(_dimension(r, d, self.q.interval) for d in dims)
+            stats = self.groups.get(key)
+            if stats is None:
+                stats = self.groups[key] = _Stats()
+            stats.add(r)
+
+    def result(self) -> dict[str, Any]:
+        groups = [(key, stats.result()) for key, stats in self.groups.items()]
+        return analytics_result(self.q, self.totals.result(), groups)
+
+
 def aggregate(rows: Iterable[AnalyticsRow], q: LogQuery) -> dict[str, Any]:
-    """Totals plus one entry per group of ``q.group_by`` (time buckets of ``q.interval`` seconds),
-    for stores that aggregate in Python (memory, Redis)."""
-    totals = _Stats()
-    groups: dict[tuple[Any, ...], _Stats] = {}
-    dims = q.group_by
+    """Totals plus one entry per group of ``q.group_by`` (time buckets of ``q.interval`` seconds)."""
+    running = Aggregator(q)
     for r in rows:
-        totals.add(r)
-        if not dims:
-            continue
-        key = tuple(_dimension(r, d, q.interval) for d in dims)
-        stats = groups.get(key)
-        if stats is None:
-            stats = groups[key] = _Stats()
-        stats.add(r)
-    return analytics_result(q, totals.result(), [(key, stats.result()) for key, stats in groups.items()])
+        running.add(r)
+    return running.result()
 
 
 def analytics_result(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,9 +15,10 @@ class MemoryLogStore:
 
     kind = "memory"
 
-    def __init__(self, *, max_logs: int = 1_000_000, strategy: str = "DELETE_OLDEST") -> None:
+    def __init__(self, *, max_logs: int = 1_000_000, strategy: str = "DELETE_OLDEST", max_age: int = 0) -> None:
         self.max_logs = max_logs
         self.strategy = strategy
+        self.max_age = max_age
         self.refused = 0
         self._rows: dict[str, LogRecord] = {}
 
@@ -29,6 +31,10 @@ class MemoryLogStore:
             self._rows[r.id] = r
         while len(self._rows) > self.max_logs:
             del self._rows[next(iter(self._rows))]
+        if self.max_age:  # oldest first: stop at the first row young enough
+            cutoff = time.time() - self.max_age
+            while self._rows and (oldest := next(iter(self._rows.values()))).created_at < cutoff:
+                del self._rows[oldest.id]
         return len(records)
 
     async def get(self, log_id: str, *, bodies: bool = False) -> LogRecord | None:

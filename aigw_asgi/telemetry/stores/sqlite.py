@@ -80,6 +80,8 @@ _COLUMN_NAMES = tuple(_NAMES)
 _BODY_NAMES = ("id", "request_body", "response_body")
 _MAX_CHUNK_BITS = 8  # at most 256 rows per INSERT statement
 _COUNT_RESYNC_S = 30.0  # other processes may share the file: re-count now and then
+_EXPIRE_EVERY_S = 60.0  # logs.max_age: look for expired rows at most this often
+_EXPIRE_CHUNK = 10_000
 
 
 _ROW = attrgetter(*_NAMES)  # one C call for the whole row (bools bind as 0/1: bool is an int)
@@ -208,10 +210,14 @@ class SQLiteLogStore:
 
     kind = "sqlite"
 
-    def __init__(self, path: str, *, max_logs: int = 1_000_000, strategy: str = "DELETE_OLDEST") -> None:
+    def __init__(
+        self, path: str, *, max_logs: int = 1_000_000, strategy: str = "DELETE_OLDEST", max_age: int = 0
+    ) -> None:
         self.path = path
         self.max_logs = max_logs
         self.strategy = strategy
+        self.max_age = max_age
+        self._expired_at = 0.0
         self.refused = 0
         self._executor: ThreadPoolExecutor | None = None
         self._conn: Any = None
@@ -318,7 +324,33 @@ class SQLiteLogStore:
             self._count = None
             raise
         self._count = count
+        if self.max_age and time.monotonic() - self._expired_at > _EXPIRE_EVERY_S:
+            self._expire(db)
         return written
+
+    def _expire(self, db: Any) -> None:
+        """``logs.max_age``: drop rows older than that, a bounded chunk per transaction."""
+        self._expired_at = time.monotonic()
+        cutoff = time.time() - self.max_age
+        while True:
+            db.execute("BEGIN")
+            try:
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+                db.execute(
+                    "INSERT INTO doomed SELECT id FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ?",
+                    (cutoff, _EXPIRE_CHUNK),
+                )
+                db.execute("DELETE FROM log_bodies WHERE id IN (SELECT id FROM doomed)")
+                deleted = db.execute("DELETE FROM logs WHERE id IN (SELECT id FROM doomed)").rowcount
+                db.execute("DELETE FROM doomed")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            finally:
+                self._count = None
+            if deleted < _EXPIRE_CHUNK:
+                return
 
     async def patch(self, log_id: str, changes: dict[str, Any]) -> LogRecord | None:
         return await self._run(self._patch, log_id, changes)  # type: ignore[no-any-return]
