@@ -1,5 +1,6 @@
 """aigw-asgi: a self-hosted AI gateway as composable ASGI middlewares around a provider router."""
 
+from ._version import __version__
 from .auth import AuthMiddleware
 from .cache import CacheMiddleware
 from .config import Config, ConfigError, load_config
@@ -9,8 +10,6 @@ from .mount import mount
 from .ratelimit import RateLimitMiddleware
 from .router import ProviderRouter
 from .telemetry import TelemetryMiddleware
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AuthMiddleware",

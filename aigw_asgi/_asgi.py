@@ -1,18 +1,15 @@
-"""Small helpers over raw ASGI messages, shared by every layer."""
+"""Small helpers over raw ASGI messages, shared by every layer: one helper per repeated chore."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from .context import Headers, RequestContext
-from .errors import InvalidRequest, PayloadTooLarge
+from .errors import GatewayError, InvalidRequest, PayloadTooLarge
+from .types import Headers, Message, Receive, Scope, Send
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+if TYPE_CHECKING:
+    from .context import RequestContext
 
 # Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never the message, so no
 # layer forwards, stores or replays them.
@@ -30,7 +27,7 @@ async def read_body(ctx: RequestContext, receive: Receive, limit: int) -> bytes:
     """
     if ctx.body is not None:
         return ctx.body
-    declared = ctx.header(b"content-length")
+    declared = header(ctx.headers, b"content-length")
     if declared is not None:
         try:
             length = int(declared)
@@ -85,14 +82,8 @@ def set_headers(headers: Headers, extra: Headers) -> Headers:
     return [h for h in headers if h[0] not in names] + extra
 
 
-def add_missing_headers(headers: Headers, extra: Headers) -> Headers:
-    """``headers`` plus the entries of ``extra`` whose names are not there yet."""
-    present = {name for name, _ in headers}
-    missing = [h for h in extra if h[0] not in present]
-    return headers + missing if missing else headers
-
-
-def header_value(headers: Headers, name: bytes) -> bytes | None:
+def header(headers: Headers, name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lowercase, as ASGI and the transports give names)."""
     for key, value in headers:
         if key == name:
             return value
@@ -140,3 +131,27 @@ async def lifespan_loop(
                 return
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+async def deny_websocket(
+    scope: Scope, send: Send, exc: GatewayError, headers: Headers, *, close_reason: bool = True
+) -> None:
+    """Refuse a WebSocket handshake (the client's ``websocket.connect`` already received).
+
+    With the ``websocket.http.response`` extension the client gets the real HTTP answer (status,
+    SPEC §4 envelope, ``exc.headers`` such as ``Retry-After``, and ``headers``); without it the
+    only thing left is a close before accept, code 1008 with the message as reason (servers turn
+    that into a 403). ``close_reason=False`` closes without one (the auth layer's denial names
+    nothing beyond the status).
+    """
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = exc.envelope()
+        start: Headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        start += exc.headers + headers
+        await send({"type": "websocket.http.response.start", "status": exc.status, "headers": start})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        close: Message = {"type": "websocket.close", "code": 1008}
+        if close_reason:
+            close["reason"] = exc.message[:120]
+        await send(close)

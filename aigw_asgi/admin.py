@@ -27,11 +27,12 @@ import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from ._asgi import Receive, Scope, Send, send_json
+from ._asgi import send_json
 from .context import route_path
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, StoreUnavailable, send_error
 from .options import parse_metadata
 from .telemetry.query import LogQuery, parse_query
+from .types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from .gateway import Gateway

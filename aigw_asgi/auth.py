@@ -30,10 +30,11 @@ import hmac
 import ipaddress
 from collections.abc import Iterable
 
-from ._asgi import ASGIApp, Message, Receive, Scope, Send
+from ._asgi import deny_websocket
 from .config import GatewayConfig, TokenConfig
-from .context import RequestContext, ensure_context
+from .context import ErrorType, RequestContext, ensure_context
 from .errors import Unauthorized, send_error
+from .types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AdminGuard", "AuthMiddleware", "TokenTable", "bearer_token", "hash_token", "is_loopback"]
 
@@ -127,7 +128,7 @@ async def _deny(scope: Scope, receive: Receive, send: Send, ctx: RequestContext 
     exc = Unauthorized()
     headers = [_WWW_AUTHENTICATE, *(ctx.response_headers() if ctx is not None else ())]
     if ctx is not None:
-        ctx.status_code, ctx.error, ctx.error_code, ctx.error_type = 401, exc.message, exc.code, "unauthorized"
+        ctx.fail(exc, ErrorType.UNAUTHORIZED)
     if scope["type"] == "http":
         await send_error(send, exc, headers)
         return
@@ -135,22 +136,7 @@ async def _deny(scope: Scope, receive: Receive, send: Send, ctx: RequestContext 
     message = await receive()
     if message["type"] != "websocket.connect":
         return  # the client went away already
-    if "websocket.http.response" in (scope.get("extensions") or {}):
-        body = exc.envelope()
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": exc.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1008})
+    await deny_websocket(scope, send, exc, headers, close_reason=False)
 
 
 def _subprotocol_scope(scope: Scope) -> tuple[Scope, list[str], str | None]:

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from . import __version__
+from ._version import __version__
 from .config import Config, ConfigError, load_config
 
 logger = logging.getLogger("aigw_asgi")

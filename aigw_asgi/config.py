@@ -18,10 +18,10 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .bounds import CACHE_TTL_S, MAX_ATTEMPTS, RETRY_DELAY_MS, Backoff
 from .errors import ConfigError
 
 Technique = Literal["fixed", "sliding"]
-Backoff = Literal["constant", "linear", "exponential"]
 
 
 @dataclass
@@ -160,13 +160,19 @@ class PriceConfig:
     cached_input: float | None = None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RouteTarget:
+    """One place a route can send a request: provider + model (+ BYOK alias, weight, endpoint)."""
+
     provider: str
     model: str
     alias: str | None = None
     weight: float = 1.0
     endpoint: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.model}" + (f"#{self.alias}" if self.alias else "")
 
 
 @dataclass
@@ -307,7 +313,7 @@ def validate(config: Config) -> Config:
     _check(u.idle_timeout_ms > 0, "upstream.idle_timeout_ms", "must be positive")
     _check(u.max_connections > 0, "upstream.max_connections", "must be positive")
     c = config.cache
-    _check(c.ttl == 0 or 60 <= c.ttl <= 2_592_000, "cache.ttl", "expected 0 or 60 to 2592000 seconds")
+    _check(c.ttl == 0 or c.ttl in CACHE_TTL_S, "cache.ttl", f"expected 0 or {CACHE_TTL_S.describe()} seconds")
     _check(
         c.storage.split("://")[0] in ("memory", "redis", "rediss", "redis+cluster"),
         "cache.storage",
@@ -340,8 +346,8 @@ def validate(config: Config) -> Config:
                 f"unknown scope {part!r}",
             )
     t = config.retries
-    _check(1 <= t.max_attempts <= 5, "retries.max_attempts", "expected 1 to 5")
-    _check(0 <= t.delay_ms <= 5000, "retries.delay_ms", "expected 0 to 5000")
+    _check(t.max_attempts in MAX_ATTEMPTS, "retries.max_attempts", f"expected {MAX_ATTEMPTS.describe()}")
+    _check(t.delay_ms in RETRY_DELAY_MS, "retries.delay_ms", f"expected {RETRY_DELAY_MS.describe()}")
     _check(t.request_timeout_ms >= 0, "retries.request_timeout_ms", "must be 0 (off) or positive")
     _check(0 <= t.jitter <= 1, "retries.jitter", "expected 0 to 1")
     lg = config.logs

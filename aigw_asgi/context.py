@@ -15,19 +15,20 @@ each with its own attempts.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from . import _json
+from ._asgi import header
 from .errors import GatewayError
+from .types import Headers, Scope
 
 if TYPE_CHECKING:
     from .options import RequestOptions
-
-Headers = list[tuple[bytes, bytes]]
-"""Raw ASGI headers: lowercase names, latin-1 bytes."""
 
 
 def uuid7() -> str:
@@ -43,6 +44,26 @@ def uuid7() -> str:
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+class ErrorType(StrEnum):
+    """Why a request or attempt failed, when no exception class or HTTP status says it better.
+
+    ``error_type`` is low-cardinality (an OTel ``error.type`` and a log field): one of these, a
+    `GatewayError` class name (``"UpstreamTimeout"``), or an upstream HTTP status (``"429"``).
+    """
+
+    UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
+    CLIENT_DISCONNECT = "client_disconnect"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    CONNECT_ERROR = "connect_error"
+    STREAM_ERROR = "stream_error"
+
+
+CLIENT_DISCONNECTED = "client disconnected"
+"""The ``error`` of a request whose client left before its answer was complete."""
 
 
 @dataclass(slots=True)
@@ -155,10 +176,7 @@ class RequestContext:
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a request header (``name`` lowercase)."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return header(self.headers, name)
 
     @property
     def options(self) -> RequestOptions:
@@ -202,6 +220,62 @@ class RequestContext:
             return self.options.metadata
         except GatewayError:
             return {}
+
+    # -- outcomes: the one way layers record how a request ended ------------------------------
+    #
+    # The first cause wins: a later symptom (the client leaving after the stream broke) never
+    # replaces the ``error_type`` of what went wrong first.
+
+    def answered(self, status: int) -> None:
+        """An answer with ``status`` starts (upstream or cached); a 4xx/5xx is its own error type."""
+        self.status_code = status
+        if status >= 400:
+            self.error_type = self.error_type or str(status)
+
+    def fail(self, exc: GatewayError, kind: str | None = None) -> None:
+        """The gateway answers (or would have answered) with ``exc``: its status, message and code.
+
+        ``kind`` is the ``error_type`` when the class name says too little (``RATE_LIMITED``).
+        """
+        self.status_code, self.error, self.error_code = exc.status, exc.message, exc.code
+        self.error_type = self.error_type or kind or type(exc).__name__
+
+    def broke(self, message: str, kind: str) -> None:
+        """Something failed after the answer had started (a stream cut mid-way): status unchanged."""
+        self.error = self.error or message
+        self.error_type = self.error_type or kind
+
+    def client_gone(self) -> None:
+        """The client left before the answer was complete: 499 if nothing had been answered yet."""
+        if self.status_code is None:
+            self.status_code = 499
+        self.broke(CLIENT_DISCONNECTED, ErrorType.CLIENT_DISCONNECT)
+
+    def crashed(self, exc: BaseException) -> None:
+        """The inner app raised before answering; the host (or the outermost layer) answers it."""
+        if isinstance(exc, GatewayError):
+            self.fail(exc)
+        elif isinstance(exc, asyncio.CancelledError):
+            if self.status_code is None:
+                self.status_code = 499
+            self.broke("cancelled", ErrorType.CANCELLED)
+        elif isinstance(exc, Exception):
+            self.status_code = 500
+            # The class name only: an exception's text may carry anything, secrets included.
+            self.error, self.error_type = f"internal error ({type(exc).__name__})", type(exc).__name__
+
+    def adopt(self, child: RequestContext) -> None:
+        """Take the outcome of the child (a universal step) that answered for this request."""
+        self.step, self.log_id = child.step, child.log_id
+        self.provider, self.model, self.endpoint = child.provider, child.model, child.endpoint
+        self.status_code, self.cache_status, self.stream = child.status_code, child.cache_status, child.stream
+        self.error, self.error_code, self.error_type = child.error, child.error_code, child.error_type
+        self.first_byte, self.ended = child.first_byte, time.perf_counter()
+
+    @property
+    def answer(self) -> RequestContext:
+        """The context whose answer the client got: the last step tried, or this one."""
+        return self.children[-1] if self.children else self
 
     # -- retries --------------------------------------------------------------------------------
 
@@ -251,12 +325,12 @@ class RequestContext:
         return headers
 
 
-def _client_ip(scope: dict[str, Any]) -> str | None:
+def _client_ip(scope: Scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
 
 
-def route_path(scope: dict[str, Any]) -> str:
+def route_path(scope: Scope) -> str:
     """The path below the app's mount point, as Starlette computes it for mounted apps."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
@@ -265,7 +339,7 @@ def route_path(scope: dict[str, Any]) -> str:
     return path
 
 
-def ensure_context(scope: dict[str, Any], gateway_id: str = "default") -> RequestContext:
+def ensure_context(scope: Scope, gateway_id: str = "default") -> RequestContext:
     """The request's context, created on first touch (any layer may be the outermost one)."""
     state = scope.get("state")
     if state is None:
@@ -291,7 +365,7 @@ def ensure_context(scope: dict[str, Any], gateway_id: str = "default") -> Reques
     return ctx
 
 
-def get_context(scope: dict[str, Any]) -> RequestContext | None:
+def get_context(scope: Scope) -> RequestContext | None:
     """The request's context if a gateway layer has created one."""
     state = scope.get("state")
     return state.get("aigw") if state else None

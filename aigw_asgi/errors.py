@@ -2,7 +2,6 @@
 
     ConfigError                     bad configuration, raised at start, never at request time
     GatewayError                    an answer the gateway makes itself (SPEC §4 envelope)
-    ├── UnknownGateway              400  2001
     ├── InvalidRequest              400  2004  bad header values, malformed JSON, path tricks
     ├── InvalidProvider             400  2008
     ├── BadCompatRequest            400  2019
@@ -23,10 +22,9 @@ Messages must never contain secrets: build them from names, never from header va
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+from .types import Headers, Send
 
 
 class ConfigError(ValueError):
@@ -38,7 +36,7 @@ class GatewayError(Exception):
     code: ClassVar[int] = 2000
     default_message: ClassVar[str] = "Internal gateway error"
 
-    def __init__(self, message: str | None = None, *, headers: list[tuple[bytes, bytes]] | None = None):
+    def __init__(self, message: str | None = None, *, headers: Headers | None = None):
         self.message = message or self.default_message
         self.headers = headers or []
         super().__init__(self.message)
@@ -53,10 +51,6 @@ class GatewayError(Exception):
             },
             separators=(",", ":"),
         ).encode()
-
-
-class UnknownGateway(GatewayError):
-    status, code, default_message = 400, 2001, "Unknown gateway"
 
 
 class InvalidRequest(GatewayError):
@@ -107,7 +101,7 @@ class StoreUnavailable(GatewayError):
     status, code, default_message = 503, 2011, "A required backing store is unavailable"
 
 
-async def send_error(send: Send, exc: GatewayError, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_error(send: Send, exc: GatewayError, extra_headers: Headers | None = None) -> None:
     """Answer with the Cloudflare envelope; ``extra_headers`` carries the ``cf-aig-*`` set."""
     body = exc.envelope()
     headers = [

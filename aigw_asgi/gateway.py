@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._asgi import ASGIApp, Receive, Scope, Send, lifespan_loop
+from ._asgi import lifespan_loop
 from .admin import AdminApp
 from .auth import AdminGuard, AuthMiddleware
 from .cache import CacheMiddleware
@@ -31,9 +31,13 @@ from .errors import GatewayError, NotFound, send_error
 from .providers.registry import ProviderRegistry
 from .ratelimit import RateLimitMiddleware
 from .router import ProviderRouter
-from .telemetry import TelemetryMiddleware
+from .routing.balance import compile_routes
+from .runner import StepRunner
+from .telemetry import Telemetry, TelemetryMiddleware
 from .transport import Transport, UpstreamStreamError
+from .types import ASGIApp, Message, Receive, Scope, Send
 from .universal import UniversalMiddleware
+from .websocket import WebSocketAPI
 
 logger = logging.getLogger("aigw_asgi")
 
@@ -62,15 +66,17 @@ class Gateway:
         self.id = self.config.gateway.id
         self.providers = ProviderRegistry.from_config(self.config)
 
+        gateway = self.config.gateway
+        # Innermost first: each object gets what it uses when it is built, nothing is patched later.
         self.router = ProviderRouter(self.config, providers=self.providers, transport=transport)
         self.rate_limit = RateLimitMiddleware(
             self.router,
             self.config.rate_limit,
             gateway_id=self.id,
             storage=rate_limit_storage,
-            trusted_proxy_header=self.config.gateway.trusted_proxy_header,
+            trusted_proxy_header=gateway.trusted_proxy_header,
             providers=self.providers,
-            max_request_bytes=self.config.gateway.max_request_bytes,
+            max_request_bytes=gateway.max_request_bytes,
         )
         self.cache = CacheMiddleware(
             self.rate_limit,
@@ -78,20 +84,28 @@ class Gateway:
             gateway_id=self.id,
             storage=cache_storage,
             providers=self.providers,
-            max_request_bytes=self.config.gateway.max_request_bytes,
+            max_request_bytes=gateway.max_request_bytes,
             log_body_bytes=self.config.logs.max_body_bytes,
         )
-        self.universal = UniversalMiddleware(self.cache, self.config, providers=self.providers)
-        self.auth = AuthMiddleware(self.universal, self.config.gateway)
-        self.telemetry = TelemetryMiddleware(
-            self.auth, self.config, store=log_store, tracer_provider=tracer_provider, meter_provider=meter_provider
+        # Requests finish in two places, the telemetry layer (HTTP) and the WebSocket API (each
+        # message on a socket bypasses the layers above it), so the recorder is built before both.
+        self.recorder = Telemetry(
+            self.config, store=log_store, tracer_provider=tracer_provider, meter_provider=meter_provider
         )
+        routes = compile_routes(self.config.routes)
+        websocket = WebSocketAPI(
+            StepRunner(self.cache, self.providers, routes),
+            self.config,
+            telemetry=self.recorder,
+            rate_limit=self.rate_limit,
+        )
+        self.universal = UniversalMiddleware(
+            self.cache, self.config, providers=self.providers, routes=routes, websocket=websocket
+        )
+        self.auth = AuthMiddleware(self.universal, gateway)
+        self.telemetry = TelemetryMiddleware(self.auth, telemetry=self.recorder)
         self.app: ASGIApp = self.telemetry
-        # The WebSocket API's messages bypass the telemetry layer above it (one socket, many
-        # requests): it logs each message itself, and counts the upgrade on the rate limiter.
-        self.universal.websocket.telemetry = self.telemetry
-        self.universal.websocket.rate_limit = self.rate_limit
-        self.admin = AdminGuard(AdminApp(self), self.config.gateway)
+        self.admin = AdminGuard(AdminApp(self), gateway)
 
         mount = self.config.gateway.mount_path.rstrip("/")
         self._mount = mount  # "" when the gateway sits at the root
@@ -125,7 +139,7 @@ class Gateway:
         ctx = ensure_context(scope, self.id)
         started = False
 
-        async def tracked_send(message: dict[str, Any]) -> None:
+        async def tracked_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True

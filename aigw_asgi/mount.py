@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._asgi import ASGIApp, Message, Receive, Scope, Send
 from .gateway import Gateway
+from .types import ASGIApp, Message, Receive, Scope, Send
 
 
 def mount(app: ASGIApp, prefix: str, gateway: Gateway | ASGIApp) -> ASGIApp:

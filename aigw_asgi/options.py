@@ -10,12 +10,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from .bounds import BACKOFFS, CACHE_TTL_S, MAX_ATTEMPTS, MAX_METADATA_ENTRIES, REQUEST_TIMEOUT_MS, RETRY_DELAY_MS, Range
 from .errors import InvalidRequest
-
-CACHE_TTL_MIN = 60
-CACHE_TTL_MAX = 2_592_000  # 30 days: Cloudflare's "one month"
-MAX_METADATA_ENTRIES = 5
-BACKOFFS = ("constant", "linear", "exponential")
 
 
 @dataclass(slots=True)
@@ -48,13 +44,13 @@ def _bad(name: str, why: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid header {name}: {why}")
 
 
-def _int(name: str, raw: str, lo: int, hi: int) -> int:
+def _int(name: str, raw: str, bounds: Range) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
-        raise _bad(name, f"expected an integer from {lo} to {hi}") from None
-    if not lo <= value <= hi:
-        raise _bad(name, f"expected an integer from {lo} to {hi}")
+        raise _bad(name, f"expected an integer from {bounds.describe()}") from None
+    if value not in bounds:
+        raise _bad(name, f"expected an integer from {bounds.describe()}")
     return value
 
 
@@ -126,7 +122,7 @@ def parse_options(headers: list[tuple[bytes, bytes]]) -> RequestOptions:
         value = raw_value.decode("latin-1")
         match name:
             case "cf-aig-cache-ttl" | "cf-cache-ttl":
-                opts.cache_ttl = _int(name, value, CACHE_TTL_MIN, CACHE_TTL_MAX)
+                opts.cache_ttl = _int(name, value, CACHE_TTL_S)
             case "cf-aig-skip-cache" | "cf-skip-cache":
                 opts.skip_cache = _bool(name, value)
             case "cf-aig-cache-key":
@@ -143,11 +139,11 @@ def parse_options(headers: list[tuple[bytes, bytes]]) -> RequestOptions:
             case "cf-aig-custom-cost":
                 opts.custom_cost = parse_custom_cost(value, name)
             case "cf-aig-request-timeout":
-                opts.request_timeout_ms = _int(name, value, 1, 3_600_000)
+                opts.request_timeout_ms = _int(name, value, REQUEST_TIMEOUT_MS)
             case "cf-aig-max-attempts":
-                opts.max_attempts = _int(name, value, 1, 5)
+                opts.max_attempts = _int(name, value, MAX_ATTEMPTS)
             case "cf-aig-retry-delay":
-                opts.retry_delay_ms = _int(name, value, 0, 5000)
+                opts.retry_delay_ms = _int(name, value, RETRY_DELAY_MS)
             case "cf-aig-backoff":
                 backoff = value.strip().lower()
                 if backoff not in BACKOFFS:

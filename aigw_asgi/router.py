@@ -22,9 +22,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from . import _json
-from ._asgi import HOP_BY_HOP, ClientDisconnected, Receive, Scope, Send, lifespan_loop, read_body
+from ._asgi import HOP_BY_HOP, ClientDisconnected, header, lifespan_loop, read_body
 from .config import Config
-from .context import RequestContext, ensure_context
+from .context import ErrorType, RequestContext, ensure_context
 from .errors import (
     GatewayError,
     InvalidProvider,
@@ -41,6 +41,7 @@ from .providers.stream import StreamTracker, error_event
 from .providers.usage import usage_from_json
 from .routing.retry import next_retry_delay, retry_policy
 from .transport import Transport, UpstreamResponse, UpstreamStreamError, make_transport
+from .types import Receive, Scope, Send
 
 # Never forwarded upstream: hop-by-hop (RFC 9110 §7.6.1), what the transport recomputes, and
 # the gateway's own headers (cf-aig-* are filtered by prefix).
@@ -84,13 +85,6 @@ def _quote_path(path: str) -> str:
     return quote(path, safe="/:@!$&'()*+,;=-._~")
 
 
-def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
-    for key, value in headers:
-        if key == b"content-type":
-            return value.lower()
-    return b""
-
-
 class ProviderRouter:
     """The ASGI app at the centre of the gateway (usable alone, without any middleware)."""
 
@@ -132,11 +126,10 @@ class ProviderRouter:
         except GatewayError as exc:
             # Raised only before the response started: once relaying, failures are reported
             # inside the stream (or by dropping the connection), never as a second response.
-            ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
-            ctx.error_type = ctx.error_type or type(exc).__name__
+            ctx.fail(exc)
             await send_error(send, exc, ctx.response_headers())
         except ClientDisconnected:
-            ctx.status_code, ctx.error, ctx.error_type = 499, "client disconnected", "client_disconnect"
+            ctx.client_gone()
         finally:
             if ctx.ended is None:
                 ctx.ended = time.perf_counter()
@@ -188,22 +181,20 @@ class ProviderRouter:
         )
         # Set only once a call is about to leave: telemetry makes upstream (client) spans from it.
         ctx.upstream_host, ctx.upstream_port = _host_port(url.partition("?")[0])
+        resp: UpstreamResponse
         while True:
             try:
                 resp = await self.transport.request(ctx.method, url, headers, body, first_byte_timeout=policy.timeout)
             except UpstreamError as exc:
                 delay = next_retry_delay(policy, ctx.attempt)
+                kind = ErrorType.TIMEOUT if exc.status == 504 else ErrorType.CONNECT_ERROR
                 if delay is None:
-                    ctx.error_type = "timeout" if exc.status == 504 else "connect_error"
+                    ctx.fail(exc, kind)
                     raise
-                ctx.next_attempt(
-                    status_code=exc.status,
-                    error=exc.message,
-                    error_type="timeout" if exc.status == 504 else "connect_error",
-                )
+                ctx.next_attempt(status_code=exc.status, error=exc.message, error_type=kind)
                 await asyncio.sleep(delay)
                 continue
-            delay = next_retry_delay(policy, ctx.attempt, resp.status, _header(resp.headers, b"retry-after"))
+            delay = next_retry_delay(policy, ctx.attempt, resp.status, header(resp.headers, b"retry-after"))
             if delay is not None:
                 error_body = await _drain(resp, self.log_body_cap)
                 ctx.response_body = error_body
@@ -245,10 +236,10 @@ class ProviderRouter:
         if not has_credential and provider.query_key:
             has_credential = any(part.startswith(provider.query_key.encode() + b"=") for part in query.split(b"&"))
         if not has_credential:
-            key = self.providers.pick_key(provider, alias)
-            if key is not None:
-                injected = key.key
-                out.append((provider.auth_header, provider.credential_value(key.key)))
+            stored = self.providers.pick_key(provider, alias)
+            if stored is not None:
+                injected = stored.key
+                out.append((provider.auth_header, provider.credential_value(stored.key)))
             elif alias is not None:
                 configured = ", ".join(repr(k.alias) for k in provider.keys) or "none"
                 raise UnknownByokAlias(
@@ -299,7 +290,7 @@ class ProviderRouter:
             if not gone or task is None:
                 raise
             task.uncancel()
-            ctx.error, ctx.error_type = "client disconnected", "client_disconnect"
+            ctx.client_gone()
         finally:
             watcher.cancel()
 
@@ -311,10 +302,10 @@ class ProviderRouter:
         send: Send,
         strip_usage: bool,
     ) -> None:
-        ctx.status_code = resp.status
-        headers = [(k, v) for k, v in ((k.lower(), v) for k, v in resp.headers) if k not in _DROP_RESPONSE]
-        content_type = _content_type(headers)
-        encoding = _header(headers, b"content-encoding")
+        ctx.answered(resp.status)
+        headers = [(k, v) for k, v in resp.headers if k not in _DROP_RESPONSE]
+        content_type = (header(headers, b"content-type") or b"").lower()
+        encoding = header(headers, b"content-encoding")
         streamed = content_type.startswith((b"text/event-stream", b"application/x-ndjson"))
         ctx.stream = streamed
         tracker: StreamTracker | None = None
@@ -329,8 +320,6 @@ class ProviderRouter:
                 decoder = _decoder(encoding)
             if strip_usage and encoding is None:
                 headers = [h for h in headers if h[0] != b"content-length"]
-        if resp.status >= 400:
-            ctx.error_type = str(resp.status)
         headers.extend(ctx.response_headers())
         captured: list[bytes] = []
         captured_size = 0
@@ -353,7 +342,7 @@ class ProviderRouter:
                             continue
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except UpstreamStreamError as exc:
-                ctx.error, ctx.error_type = f"upstream stream broke ({exc})", "stream_error"
+                ctx.broke(f"upstream stream broke ({exc})", ErrorType.STREAM_ERROR)
                 if tracker is None:
                     raise  # no way to say it inside a JSON body: abort the connection
                 message = "upstream connection lost mid-stream"
@@ -368,7 +357,7 @@ class ProviderRouter:
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         except OSError:
             # ASGI >= 2.4 servers raise OSError from send() once the client is gone.
-            ctx.error, ctx.error_type = "client disconnected", "client_disconnect"
+            ctx.client_gone()
         finally:
             await resp.aclose()
             ctx.ended = time.perf_counter()
@@ -378,8 +367,8 @@ class ProviderRouter:
                 ctx.usage.merge(tracker.usage)
                 ctx.response_model = tracker.model
                 ctx.stream_complete = tracker.completed and tracker.error is None and ctx.error is None
-                if tracker.error and not ctx.error:
-                    ctx.error, ctx.error_type = tracker.error, "stream_error"
+                if tracker.error:
+                    ctx.broke(tracker.error, ErrorType.STREAM_ERROR)
             elif resp.status < 300 and captured_size < _MAX_USAGE_BODY and content_type.startswith(b"application/json"):
                 if encoding is not None:
                     body = _decompress(encoding, body)
@@ -395,15 +384,8 @@ def _host_port(url: str) -> tuple[str | None, int]:
 
 
 def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:
-    value = _header(headers, b"content-type") or b""
+    value = header(headers, b"content-type") or b""
     return value.lower().startswith((b"text/event-stream", b"application/x-ndjson"))
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
 
 
 class _BufferedResponse:
@@ -417,8 +399,8 @@ class _BufferedResponse:
     @classmethod
     async def redacted(cls, resp: UpstreamResponse, secret: bytes) -> _BufferedResponse:
         body = await _drain(resp, _MAX_USAGE_BODY, whole=True)
-        headers = [(k.lower(), v) for k, v in resp.headers]
-        encoding = _header(headers, b"content-encoding")
+        headers = list(resp.headers)
+        encoding = header(headers, b"content-encoding")
         if encoding is not None:
             body = _decompress(encoding, body)
         body = body.replace(secret, b"[REDACTED]")

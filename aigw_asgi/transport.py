@@ -31,7 +31,7 @@ class UpstreamStreamError(Exception):
 
 class UpstreamResponse(Protocol):
     status: int
-    headers: list[tuple[bytes, bytes]]
+    headers: list[tuple[bytes, bytes]]  # names lowercase (as ASGI), values as sent
 
     def stream(self) -> AsyncIterator[bytes]:
         """The body as it arrives; raises `UpstreamStreamError` if the connection breaks."""
@@ -72,7 +72,7 @@ class _AiohttpResponse:
         self._resp = resp
         self._done = False
         self.status: int = resp.status
-        self.headers: list[tuple[bytes, bytes]] = list(resp.raw_headers)
+        self.headers: list[tuple[bytes, bytes]] = [(k.lower(), v) for k, v in resp.raw_headers]
 
     async def stream(self) -> AsyncIterator[bytes]:
         import aiohttp
@@ -153,7 +153,7 @@ class _HttpxResponse:
     def __init__(self, resp: Any):
         self._resp = resp
         self.status: int = resp.status_code
-        self.headers: list[tuple[bytes, bytes]] = list(resp.headers.raw)
+        self.headers: list[tuple[bytes, bytes]] = [(k.lower(), v) for k, v in resp.headers.raw]
 
     async def stream(self) -> AsyncIterator[bytes]:
         import httpx

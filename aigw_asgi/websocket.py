@@ -22,8 +22,8 @@ Design decisions (docs/websocket.md has the user-facing version):
   upgrade's ``cf-aig-*`` headers). It is not a child of the socket's context: ``parent`` means
   "a step of a universal request" to telemetry, and a message *is* a universal request.
 * **Logs.** The internal requests never pass through `TelemetryMiddleware` (it sits above this
-  layer), so each finished message is handed to ``telemetry.submit`` and its OTel recorder
-  once: one row per attempt of each step, exactly as for ``POST /``. Frames refused before a
+  layer), so each finished message is handed to ``Telemetry.record`` once: OTel spans and one
+  row per attempt of each step, exactly as for ``POST /``. Frames refused before a
   request exists (bad JSON, unknown type, size or in-flight caps) are not logged.
 * **Concurrency.** One task per message; sends are serialized by one lock per socket; a
   client disconnect cancels every in-flight task (their upstream calls close with them) and
@@ -41,18 +41,17 @@ import logging
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import _json
-from ._asgi import Message, Receive, Scope, Send
+from ._asgi import deny_websocket, header
 from .config import Config
-from .context import Headers, RequestContext, ensure_context
+from .context import ErrorType, RequestContext, ensure_context
 from .errors import GatewayError, InvalidRequest, PayloadTooLarge, RateLimited, UpstreamError
 from .providers.sse import NDJSONParser, SSEParser
+from .runner import StepRunner
 from .transport import UpstreamStreamError
-
-if TYPE_CHECKING:
-    from .universal import StepRunner
+from .types import Headers, Message, Receive, Scope, Send
 
 logger = logging.getLogger("aigw_asgi.websocket")
 
@@ -254,22 +253,33 @@ def error_from_answer(status: int, body: bytes) -> tuple[int, str, Any]:
 
 
 def _header(headers: Headers, name: bytes) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+    value = header(headers, name)
+    return None if value is None else value.decode("latin-1")
 
 
 # -- the session ------------------------------------------------------------------------------------
 
 
+class MessageRecorder(Protocol):
+    """Records a finished message (price, OTel, log rows): `aigw_asgi.telemetry.Telemetry`."""
+
+    def record(self, ctx: RequestContext, scope: Scope) -> None: ...
+
+
+class UpgradeAdmission(Protocol):
+    """Counts the upgrade as one request: `aigw_asgi.ratelimit.RateLimitMiddleware`."""
+
+    async def check(self, ctx: RequestContext) -> GatewayError | None: ...
+
+    async def debit(self, ctx: RequestContext) -> None: ...
+
+
 class WebSocketAPI:
     """The ASGI handler for ``GET /`` WebSocket scopes (`UniversalMiddleware` routes them here).
 
-    ``runner`` is the universal endpoint's `StepRunner`. ``telemetry`` (an object with
-    ``submit(ctx)`` and an optional ``otel`` recorder, i.e. `TelemetryMiddleware`) and
-    ``rate_limit`` (an object with ``check(ctx)``/``debit(ctx)``, i.e. `RateLimitMiddleware`)
-    are wired by `Gateway`; standalone, messages are neither logged nor is the upgrade counted.
+    ``runner`` is the universal endpoint's `StepRunner`. ``telemetry`` records each finished
+    message and ``rate_limit`` counts the upgrade; `Gateway` passes its own, standalone (None)
+    messages are neither logged nor is the upgrade counted.
     """
 
     def __init__(
@@ -277,8 +287,8 @@ class WebSocketAPI:
         runner: StepRunner,
         config: Config | None = None,
         *,
-        telemetry: Any = None,
-        rate_limit: Any = None,
+        telemetry: MessageRecorder | None = None,
+        rate_limit: UpgradeAdmission | None = None,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
@@ -299,7 +309,7 @@ class WebSocketAPI:
             return  # the client left before the handshake
         refusal = await self._admit(ctx)
         if refusal is not None:
-            await _refuse(scope, send, refusal, ctx)
+            await deny_websocket(scope, send, refusal, ctx.response_headers())
             return
         await send({"type": "websocket.accept"})
         session = _Session(self, scope, ctx, send)
@@ -322,38 +332,19 @@ class WebSocketAPI:
             return exc
         if self.rate_limit is None:
             return None
-        refusal: GatewayError | None = await self.rate_limit.check(ctx)
+        refusal = await self.rate_limit.check(ctx)
         if refusal is None:
             await self.rate_limit.debit(ctx)  # an upgrade used no tokens: releases the bookkeeping
         return refusal
 
     def log(self, ctx: RequestContext, scope: Scope) -> None:
         """One finished message: its OTel spans and metrics, then its log rows (never raises)."""
-        telemetry = self.telemetry
-        if telemetry is None:
+        if self.telemetry is None:
             return
-        otel = getattr(telemetry, "otel", None)
-        if otel is not None:
-            try:
-                otel.finish(otel.start(ctx, scope), ctx)
-            except Exception:
-                logger.exception("OpenTelemetry recorder failed")
         try:
-            telemetry.submit(ctx)
+            self.telemetry.record(ctx, scope)
         except Exception:
             logger.exception("could not log a WebSocket message")
-
-
-async def _refuse(scope: Scope, send: Send, exc: GatewayError, ctx: RequestContext) -> None:
-    """Answer the handshake with the error as HTTP when the server can, else close 1008."""
-    if "websocket.http.response" in (scope.get("extensions") or {}):
-        body = exc.envelope()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        headers += exc.headers + ctx.response_headers()
-        await send({"type": "websocket.http.response.start", "status": exc.status, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
 
 
 class _Session:
@@ -394,7 +385,7 @@ class _Session:
     async def on_frame(self, message: Message) -> None:
         data, size = frame_size(message)
         if size > self.api.max_frame_bytes:
-            exc = PayloadTooLarge(f"Frame too large (limit {self.api.max_frame_bytes} bytes)")
+            exc: GatewayError = PayloadTooLarge(f"Frame too large (limit {self.api.max_frame_bytes} bytes)")
             await self.emit(error_frame(None, exc.code, exc.message))
             return
         try:
@@ -460,7 +451,7 @@ class _Session:
             try:
                 plan = self.api.runner.plan(create.payload)
             except GatewayError as exc:
-                _note(ctx, exc)
+                ctx.fail(exc)
                 await self.emit(error_frame(create.event_id, exc.code, exc.message))
                 return
             try:
@@ -468,12 +459,10 @@ class _Session:
             except asyncio.CancelledError:
                 # The client left: the parent and the step that was running say so in their rows.
                 for part in (ctx, *ctx.children[-1:]):
-                    part.status_code = part.status_code or 499
-                    part.error = part.error or "client disconnected"
-                    part.error_type = part.error_type or "client_disconnect"
+                    part.client_gone()
                 raise
             except GatewayError as exc:
-                _note(ctx, exc)
+                ctx.fail(exc)
                 await reply.fail(exc.code, exc.message)
                 return
             except Exception as exc:
@@ -482,8 +471,7 @@ class _Session:
                     logger.exception("unhandled error in a WebSocket message")
                 error = UpstreamError("Upstream connection lost mid-answer") if reply.status else GatewayError()
                 if ctx.status_code is None or ctx.status_code < 400:
-                    ctx.error = ctx.error or error.message
-                    ctx.error_type = ctx.error_type or type(exc).__name__
+                    ctx.broke(error.message, type(exc).__name__)
                 await reply.fail(error.code, error.message)
                 return
             await reply.finish()
@@ -501,11 +489,6 @@ class _Session:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _note(ctx: RequestContext, exc: GatewayError) -> None:
-    ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
-    ctx.error_type = ctx.error_type or type(exc).__name__
 
 
 class _Reply:
@@ -530,7 +513,7 @@ class _Reply:
 
     def metadata(self) -> dict[str, Any]:
         """What Cloudflare puts in ``metadata``, read off the answer's own ``cf-aig-*`` headers."""
-        answer = self.ctx.children[-1] if self.ctx.children else self.ctx
+        answer = self.ctx.answer
         headers = self.headers
         step = _header(headers, b"cf-aig-step")
         cache_status = _header(headers, b"cf-aig-cache-status")
@@ -595,8 +578,8 @@ class _Reply:
         metadata = self.metadata()
         if self.parser is not None:
             await self._events(self.parser.flush())
-            answer = self.ctx.children[-1] if self.ctx.children else self.ctx
-            if answer.error_type == "stream_error":
+            answer = self.ctx.answer
+            if answer.error_type == ErrorType.STREAM_ERROR:
                 await self.fail(UpstreamError.code, answer.error or "upstream stream broke")
             else:
                 await self.session.emit({"type": "universal.done", "metadata": metadata})

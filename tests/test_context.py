@@ -72,3 +72,66 @@ def test_json_parsed_once_and_reset_by_set_body() -> None:
     assert ctx.json() is None
     headers = dict(ctx.response_headers())
     assert headers[b"cf-aig-cache-status"] == b"MISS" and headers[b"cf-aig-step"] == b"0"
+
+
+# -- outcome verbs ------------------------------------------------------------------------------------
+
+
+def _ctx() -> RequestContext:
+    return RequestContext(gateway_id="g", method="POST", path="/openai/chat/completions", headers=[])
+
+
+def test_fail_records_status_message_code_and_the_first_cause_wins() -> None:
+    from aigw_asgi.context import ErrorType
+    from aigw_asgi.errors import RateLimited, UpstreamTimeout
+
+    ctx = _ctx()
+    ctx.fail(UpstreamTimeout(), ErrorType.TIMEOUT)
+    assert (ctx.status_code, ctx.error_code, ctx.error_type) == (504, 2006, "timeout")
+    ctx.fail(RateLimited("slow down"))
+    # status and message follow the answer actually made; the type keeps the root cause
+    assert (ctx.status_code, ctx.error, ctx.error_code, ctx.error_type) == (429, "slow down", 2003, "timeout")
+    fresh = _ctx()
+    fresh.fail(RateLimited())
+    assert fresh.error_type == "RateLimited"
+
+
+def test_client_gone_is_499_only_when_nothing_was_answered() -> None:
+    ctx = _ctx()
+    ctx.client_gone()
+    assert (ctx.status_code, ctx.error, ctx.error_type) == (499, "client disconnected", "client_disconnect")
+    streaming = _ctx()
+    streaming.answered(200)
+    streaming.client_gone()
+    assert (streaming.status_code, streaming.error_type) == (200, "client_disconnect")
+
+
+def test_broke_after_an_upstream_error_status_keeps_the_status_as_type() -> None:
+    ctx = _ctx()
+    ctx.answered(503)
+    ctx.broke("upstream stream broke", "stream_error")
+    assert (ctx.status_code, ctx.error, ctx.error_type) == (503, "upstream stream broke", "503")
+
+
+def test_crashed_maps_cancellation_and_hides_exception_text() -> None:
+    import asyncio
+
+    ctx = _ctx()
+    ctx.crashed(asyncio.CancelledError())
+    assert (ctx.status_code, ctx.error_type) == (499, "cancelled")
+    boom = _ctx()
+    boom.crashed(RuntimeError("sk-secret-in-message"))
+    assert boom.status_code == 500 and "sk-secret" not in (boom.error or "") and boom.error_type == "RuntimeError"
+
+
+def test_adopt_takes_the_answering_child_and_answer_names_it() -> None:
+    parent = _ctx()
+    assert parent.answer is parent
+    child = _ctx()
+    child.step, child.provider, child.model = 1, "anthropic", "claude"
+    child.answered(200)
+    parent.children.append(child)
+    parent.adopt(child)
+    assert parent.answer is child
+    assert (parent.step, parent.log_id, parent.provider, parent.status_code) == (1, child.log_id, "anthropic", 200)
+    assert parent.ended is not None

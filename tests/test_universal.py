@@ -10,7 +10,7 @@ import pytest
 from aigw_asgi.config import RouteConfig, RouteTarget
 from aigw_asgi.errors import InvalidProvider, InvalidRequest
 from aigw_asgi.routing.balance import compile_routes
-from aigw_asgi.universal import expand, parse_steps
+from aigw_asgi.steps import expand, parse_steps
 
 PROVIDERS = {"openai", "anthropic", "workers-ai"}
 ROUTES = compile_routes(

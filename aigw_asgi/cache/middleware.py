@@ -21,11 +21,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, read_body, replay_receive
+from .._asgi import ClientDisconnected, read_body, replay_receive
 from ..config import CacheConfig
 from ..context import RequestContext, ensure_context
 from ..errors import GatewayError, send_error
 from ..providers.registry import relative_path
+from ..types import ASGIApp, Message, Receive, Scope, Send
 from . import policy
 from .storage import CachedResponse, CacheStorage, storage_from_config
 
@@ -89,7 +90,7 @@ class CacheMiddleware:
             await self._error(ctx, send, exc)
             return
         except ClientDisconnected:
-            ctx.status_code, ctx.error, ctx.error_type = 499, "client disconnected", "client_disconnect"
+            ctx.client_gone()
             return
         provider, rest = route
         parsed = ctx.json() if body[:1] in (b"{", b"[") else None
@@ -163,7 +164,7 @@ class CacheMiddleware:
         finished = False
         streamed = False
 
-        async def record(message: dict[str, Any]) -> None:
+        async def record(message: Message) -> None:
             nonlocal status, headers, size, recording, finished, streamed
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -215,7 +216,7 @@ class CacheMiddleware:
         ctx.provider = provider
         ctx.endpoint = rest
         ctx.model = ctx.model or entry.model or self._model(provider, rest, parsed)
-        ctx.status_code = entry.status
+        ctx.answered(entry.status)
         ctx.stream = ctx.stream_complete = entry.stream
         ctx.response_body = entry.body[: self.log_body_bytes]  # a full slice of bytes is not a copy
         age = str(max(0, int(time.time() - entry.stored_at))).encode()
@@ -230,7 +231,7 @@ class CacheMiddleware:
             await send({"type": "http.response.start", "status": entry.status, "headers": headers})
             await send({"type": "http.response.body", "body": entry.body})
         except OSError:  # ASGI >= 2.4 servers raise once the client is gone
-            ctx.error, ctx.error_type = "client disconnected", "client_disconnect"
+            ctx.client_gone()
         ctx.ended = time.perf_counter()
 
     def _model(self, provider: str, rest: str, parsed: Any) -> str | None:
@@ -250,8 +251,7 @@ class CacheMiddleware:
         return model_from(spec, rest, params, parsed)
 
     async def _error(self, ctx: RequestContext, send: Send, exc: GatewayError) -> None:
-        ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
-        ctx.error_type = ctx.error_type or type(exc).__name__
+        ctx.fail(exc)
         await send_error(send, exc, ctx.response_headers())
 
     # -- operator API -------------------------------------------------------------------------
@@ -282,7 +282,7 @@ def _ensure_miss(headers: Any) -> Any:
 
 
 def _with_miss_header(send: Send) -> Send:
-    async def send_with_header(message: dict[str, Any]) -> None:
+    async def send_with_header(message: Message) -> None:
         if message["type"] == "http.response.start":
             message["headers"] = _ensure_miss(message.get("headers") or [])
         await send(message)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._asgi import HOP_BY_HOP
-from ..context import Headers
 from ..options import RequestOptions
+from ..types import Headers
 
 CUSTOM_KEY_DEFAULT_TTL = 300  # Cloudflare: a cf-aig-cache-key with no TTL anywhere lives 5 minutes
 CACHEABLE_METHODS = frozenset({"POST", "GET"})

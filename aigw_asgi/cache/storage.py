@@ -25,8 +25,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..breaker import Breaker, StorageDown
 from ..config import CacheConfig
-from ..context import Headers
+from ..types import Headers
 
 logger = logging.getLogger("aigw_asgi.cache")
 
@@ -207,8 +208,11 @@ class RedisStorage:
         self._client = client
         self._owns_client = client is None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._open_until = 0.0  # circuit breaker: skip Redis until this monotonic time
-        self._down = False
+        # Request-path calls (get/set) go through the shared breaker: a Redis in trouble costs one
+        # timeout, then nothing until it is probed again. Purges are operator calls: they raise.
+        self.breaker = Breaker(
+            what="cache storage", logger=logger, timeout_s=self.timeout, backoff_s=breaker_s, consequence="serving MISS"
+        )
         _import_redis()  # fail at construction, naming the extra, not at the first request
 
     # -- the client, created lazily inside the running loop ---------------------------------------
@@ -250,54 +254,24 @@ class RedisStorage:
             return RedisCluster.from_url(real, **common)
         return redis_asyncio.Redis.from_url(self.url, **common)
 
-    # -- failure handling ---------------------------------------------------------------------
-
-    def _available(self) -> bool:
-        return not self._open_until or time.monotonic() >= self._open_until
-
-    def _failed(self, op: str, exc: BaseException) -> None:
-        self._open_until = time.monotonic() + self.breaker_s
-        if not self._down:
-            self._down = True
-            # The exception class only: a Redis URL in a message could carry a password.
-            logger.warning(
-                "cache storage unavailable (%s failed: %s); serving MISS and retrying in %.1fs",
-                op,
-                type(exc).__name__,
-                self.breaker_s,
-            )
-
-    def _ok(self) -> None:
-        if self._down:
-            self._down = False
-            self._open_until = 0.0
-            logger.info("cache storage reachable again")
-
     # -- the protocol -------------------------------------------------------------------------
 
     async def get(self, key: str) -> CachedResponse | None:
-        if not self._available():
+        if not self.breaker.available():
             return None
         try:
-            async with asyncio.timeout(self.timeout):
-                data = await self._redis().get(self.prefix + key)
-        except Exception as exc:
-            self._failed("get", exc)
+            data = await self.breaker.call(self._redis().get, self.prefix + key)
+        except StorageDown:
             return None
-        self._ok()
         return CachedResponse.decode(data) if data else None
 
     async def set(self, key: str, value: CachedResponse, ttl: int) -> None:
-        if not self._available() or ttl <= 0:
+        if not self.breaker.available() or ttl <= 0:
             return
-        data = value.encode()
         try:
-            async with asyncio.timeout(self.timeout):
-                await self._redis().set(self.prefix + key, data, ex=ttl)
-        except Exception as exc:
-            self._failed("set", exc)
+            await self.breaker.call(self._redis().set, self.prefix + key, value.encode(), ex=ttl)
+        except StorageDown:
             return
-        self._ok()
 
     async def delete(self, key: str) -> bool:
         async with asyncio.timeout(self.purge_timeout):

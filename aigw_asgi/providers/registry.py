@@ -178,7 +178,7 @@ class ProviderRegistry:
     def get(self, name: str) -> Provider | None:
         return self._providers.get(name)
 
-    def __contains__(self, name: str) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self._providers
 
     def names(self) -> list[str]:

@@ -102,7 +102,7 @@ class SSEParser:
         self._scan = 0
         return events
 
-    def _split(self, buf: bytes, *, final: bool) -> list[SSEEvent]:
+    def _split(self, buf: bytes | bytearray, *, final: bool) -> list[SSEEvent]:
         # ``buf`` is the caller's chunk (no copy) or ``self._buf`` (a bytearray, sliced into bytes).
         #
         # An event ends where a line terminator is directly followed by another one (the blank
@@ -124,7 +124,7 @@ class SSEParser:
                     i = find(b"\n", i + 1)
                     continue
                 end = i + 2
-                block = bytes(buf[pos:end]) if copy else buf[pos:end]
+                block = bytes(buf[pos:end])  # free for bytes (the same object), a copy for the bytearray
                 first = find(b"\n", pos) - pos
                 # The common shapes skip the general line splitting: one data line (OpenAI), or an
                 # event line and one data line (Anthropic, Responses API).
@@ -172,7 +172,7 @@ class SSEParser:
                     else:
                         cr = find(b"\r", i + 1)
                     continue
-                block = bytes(buf[pos:end]) if copy else buf[pos:end]
+                block = bytes(buf[pos:end])  # free for bytes (the same object), a copy for the bytearray
                 if (
                     block.startswith(b"data:")
                     and block.endswith(b"\r\n\r\n")

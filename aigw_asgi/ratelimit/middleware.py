@@ -12,7 +12,7 @@ request never reaches a provider. Per request:
 
 A refusal is a 429 (code 2003) with ``Retry-After`` and ``RateLimit-*`` headers, and
 ``ctx.rate_limited_by`` names the rule for the log row. Storage trouble goes through one
-`Guard`: ``fail_open`` lets requests through (one warning per outage), otherwise 503 code 2011.
+`Breaker` (breaker.py): ``fail_open`` lets requests through (one warning per outage), otherwise 503 code 2011.
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ from typing import Any
 
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
 
-from .._asgi import ASGIApp, ClientDisconnected, Message, Receive, Scope, Send, read_body, replay_receive
+from .._asgi import ClientDisconnected, deny_websocket, read_body, replay_receive
+from ..breaker import Breaker, StorageDown
 from ..config import RateLimitConfig
-from ..context import RequestContext, ensure_context
+from ..context import ErrorType, RequestContext, ensure_context
 from ..errors import GatewayError, RateLimited, StoreUnavailable, send_error
 from ..providers.registry import ProviderRegistry, model_from
+from ..types import ASGIApp, Message, Receive, Scope, Send
 from .keys import (
     Facts,
     Rule,
@@ -42,7 +45,7 @@ from .keys import (
     provider_from_path,
     window_key,
 )
-from .storage import Guard, StorageDown, close_storage, logger, storage_from_uri
+from .storage import close_storage, logger, storage_from_uri
 
 Debits = list[tuple[Rule, RateLimiter, str]]
 """Token rules that admitted a request, with their counter keys (without window index)."""
@@ -81,8 +84,13 @@ class RateLimitMiddleware:
         self.clock = clock
         self.needs_model = any(rule.needs_model for rule in self.rules)
         self.needs_metadata = any(rule.needs_metadata for rule in self.rules)
-        self.has_token_rules = any(rule.unit == "tokens" for rule in self.rules)
-        self.guard = Guard(timeout_s=self.config.timeout_ms / 1000, backoff_s=outage_backoff_s)
+        self.guard = Breaker(
+            what="rate-limit storage",
+            logger=logger,
+            timeout_s=self.config.timeout_ms / 1000,
+            backoff_s=outage_backoff_s,
+            failures=(StorageError, OSError),
+        )
         self._storage = storage
         self._own_storage = storage is None
         self._guarded = True
@@ -188,14 +196,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         _record(ctx, refusal)
-        if "websocket.http.response" in (scope.get("extensions") or {}):
-            body = refusal.envelope()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            headers += refusal.headers + ctx.response_headers()
-            await send({"type": "websocket.http.response.start", "status": refusal.status, "headers": headers})
-            await send({"type": "websocket.http.response.body", "body": body})
-        else:
-            await send({"type": "websocket.close", "code": 1008, "reason": refusal.message[:120]})
+        await deny_websocket(scope, send, refusal, ctx.response_headers())
 
     # -- for the WebSocket API dispatcher ------------------------------------------------------
 
@@ -316,12 +317,11 @@ class _Refused(RateLimited):
 
 
 def _record(ctx: RequestContext, exc: GatewayError) -> None:
-    ctx.status_code, ctx.error, ctx.error_code = exc.status, exc.message, exc.code
     if isinstance(exc, _Refused):
         ctx.rate_limited_by = exc.rule.name
-        ctx.error_type = "rate_limited"
+        ctx.fail(exc, ErrorType.RATE_LIMITED)
     else:
-        ctx.error_type = ctx.error_type or type(exc).__name__
+        ctx.fail(exc)
 
 
 def _tokens(ctx: RequestContext) -> int:

@@ -32,24 +32,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..config import RouteConfig
+from ..config import RouteConfig, RouteTarget
 
 Clock = Callable[[], float]
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One place a route can send a request: provider + model (+ BYOK alias, weight, endpoint)."""
-
-    provider: str
-    model: str
-    alias: str | None = None
-    weight: float = 1.0
-    endpoint: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider}/{self.model}" + (f"#{self.alias}" if self.alias else "")
+Target = RouteTarget
+"""A route target is the config's own value object (frozen): the selectors only read it."""
 
 
 class Selector(Protocol):
@@ -230,7 +219,7 @@ def make_selector(strategy: str, targets: Sequence[Target], clock: Clock = time.
 def compile_routes(routes: dict[str, RouteConfig], clock: Clock = time.monotonic) -> dict[str, Route]:
     compiled: dict[str, Route] = {}
     for name, cfg in routes.items():
-        targets = tuple(Target(t.provider, t.model, t.alias, t.weight, t.endpoint) for t in cfg.targets)
+        targets = tuple(cfg.targets)
         compiled[name] = Route(name, cfg.strategy, targets, make_selector(cfg.strategy, targets, clock))
     return compiled
 

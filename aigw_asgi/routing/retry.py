@@ -60,6 +60,7 @@ def backoff_delay(policy: RetryPolicy, failed_attempt: int, rand: float | None =
     """
     d = policy.delay_ms
     n = max(1, failed_attempt)
+    ms: float
     if policy.backoff == "linear":
         ms = d * n
     elif policy.backoff == "exponential":

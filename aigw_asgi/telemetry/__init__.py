@@ -1,5 +1,7 @@
 """Request logs, cost, analytics and OpenTelemetry."""
 
 from .middleware import TelemetryMiddleware
+from .recorder import Telemetry
+from .writer import LogWriter
 
-__all__ = ["TelemetryMiddleware"]
+__all__ = ["LogWriter", "Telemetry", "TelemetryMiddleware"]

@@ -27,11 +27,12 @@ from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_pr
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from .. import __version__
+from .._version import __version__
 from ..config import TelemetryConfig
-from ..context import Headers, RequestContext, Usage
+from ..context import RequestContext, Usage
 from ..errors import GatewayError
 from ..providers.registry import BUILTINS
+from ..types import Headers
 from . import semconv as sc
 from .otel_content import content_attributes
 
@@ -104,7 +105,7 @@ try:
     from opentelemetry.metrics import _internal as _metrics_api
     from opentelemetry.metrics._internal import _ProxyMeterProvider
 except ImportError:  # pragma: no cover - a future API without it: never taken for idle
-    _metrics_api = None
+    _metrics_api = None  # type: ignore[assignment]
 
     class _ProxyMeterProvider:  # type: ignore[no-redef]
         pass
@@ -283,15 +284,15 @@ class OTelRecorder:
         end_ns = time.time_ns()
         span = handle.span
         try:
-            answer = ctx.children[-1] if ctx.children else ctx
+            answer = ctx.answer
             recording = span is not None and span.is_recording()
-            parent = trace.set_span_in_context(span) if recording else None
+            parent = trace.set_span_in_context(span) if span is not None and recording else None
             for part in ctx.children or (ctx,):  # a universal request calls upstream only in its steps
                 if part.upstream_host is not None and part.cache_status != "HIT":
                     self._upstream(handle, part, parent, recording)
             if span is not None:
                 self._server(span, ctx, answer, recording)
-            requests = {sc.AIGW_CACHE_STATUS: ctx.cache_status}
+            requests: dict[str, str | int] = {sc.AIGW_CACHE_STATUS: ctx.cache_status}
             if ctx.status_code is not None:
                 requests[sc.HTTP_RESPONSE_STATUS_CODE] = ctx.status_code
             if answer.provider:

@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from .. import __version__
+from .._version import __version__
 from ..config import TelemetryConfig
 
 logger = logging.getLogger("aigw_asgi")

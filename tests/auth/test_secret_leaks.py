@@ -34,7 +34,6 @@ from websockets.sync.client import connect
 
 from aigw_asgi import Gateway
 from aigw_asgi.auth import hash_token
-from aigw_asgi.telemetry import TelemetryMiddleware
 from tests.conftest import gateway_config
 from tests.fakes.upstream import RunningFake
 from tests.servers import ServerThread
@@ -91,11 +90,8 @@ def run(fake_upstream: RunningFake, serve: Callable[..., ServerThread], monkeypa
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     metrics = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[metrics])
-    gateway = Gateway(config)
     # The gateway's own telemetry layer, with in-memory OTel providers instead of the global ones.
-    gateway.telemetry = gateway.app = TelemetryMiddleware(
-        gateway.auth, config, tracer_provider=tracer_provider, meter_provider=meter_provider
-    )
+    gateway = Gateway(config, tracer_provider=tracer_provider, meter_provider=meter_provider)
     server = serve(gateway)
     yield Run(gateway, server, spans, metrics)
     tracer_provider.shutdown()

@@ -237,9 +237,9 @@ class GatedStore(MemoryLogStore):
 def test_a_slow_store_never_blocks_requests(
     fake_upstream: RunningFake, serve: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    gateway = Gateway(gateway_config(fake_upstream.url, logs={"store": "memory://", "batch_size": 1, "queue_size": 3}))
     store = GatedStore()
-    gateway.telemetry.store = store
+    config = gateway_config(fake_upstream.url, logs={"store": "memory://", "batch_size": 1, "queue_size": 3})
+    gateway = Gateway(config, log_store=store)
     server = serve(gateway)
     caplog.set_level(logging.WARNING, logger="aigw_asgi.telemetry")
     try:

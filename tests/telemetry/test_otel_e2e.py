@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from aigw_asgi import Gateway
-from aigw_asgi.telemetry import TelemetryMiddleware, semconv as sc
+from aigw_asgi.telemetry import semconv as sc
 from tests.conftest import gateway_config
 from tests.fakes.upstream import RunningFake
 from tests.servers import ServerThread
@@ -76,11 +76,8 @@ def traced_gateway(fake_upstream: RunningFake, serve: Callable[..., ServerThread
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     metrics = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[metrics])
-    gateway = Gateway(gateway_config(fake_upstream.url))
-    # The gateway's own TelemetryMiddleware, given these providers instead of the global ones.
-    gateway.app = gateway.telemetry = TelemetryMiddleware(
-        gateway.auth, gateway.config, tracer_provider=tracer_provider, meter_provider=meter_provider
-    )
+    # The gateway's own telemetry, given these providers instead of the global ones.
+    gateway = Gateway(gateway_config(fake_upstream.url), tracer_provider=tracer_provider, meter_provider=meter_provider)
     server = serve(gateway)
     yield Setup(server.url, server.port, spans, metrics)
     tracer_provider.shutdown()
