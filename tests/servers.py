@@ -259,6 +259,10 @@ class RedisServer:
         if not reply.startswith(b"+OK"):
             raise RuntimeError(f"FLUSHALL failed: {reply!r}")
 
+    def dbsize(self) -> int:
+        """How many keys this server holds."""
+        return int(_redis_command(self.port, "DBSIZE").strip().lstrip(b":"))
+
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
