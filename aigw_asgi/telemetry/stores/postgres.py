@@ -62,6 +62,14 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+def _metadata_json(meta: dict[str, Any] | None) -> str | None:
+    if not meta:
+        return None
+    # json.dumps spells NUL "\u0000", which jsonb refuses as well: clean the values first.
+    clean = {_clean(k): _clean(v) if isinstance(v, str) else v for k, v in meta.items()}
+    return json.dumps(clean, separators=(",", ":"))
+
+
 def _maybe_clean(text: str | None) -> str | None:
     return None if text is None else _clean(text)
 
@@ -69,7 +77,7 @@ def _maybe_clean(text: str | None) -> str | None:
 def _to_row(r: LogRecord) -> list[Any]:
     row = list(_ROW(r))
     meta = row[_METADATA]
-    row[_METADATA] = _clean(json.dumps(meta, separators=(",", ":"))) if meta else None
+    row[_METADATA] = _metadata_json(meta)
     for i in _TEXT_INDEXES:
         value = row[i]
         if value is not None and "\x00" in value:
@@ -224,7 +232,7 @@ class PostgresLogStore:
             if key not in PATCHABLE:
                 raise ValueError(key)
             if key == "metadata":
-                sets.append(f"metadata = {p(_clean(json.dumps(value)) if value else None, '::jsonb')}")
+                sets.append(f"metadata = {p(_metadata_json(value), '::jsonb')}")
             else:
                 sets.append(f"{key} = {p(value)}")
         pool = await self._db()
