@@ -35,8 +35,11 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
-from dataclasses import replace
+from dataclasses import fields, replace
+from operator import attrgetter
 from typing import Any
+
+import orjson
 
 from ...errors import ConfigError
 from ..query import Aggregator, LogQuery, aggregate, analytics_row, matches, meta_text
@@ -47,8 +50,61 @@ _CHUNK = 500
 _EQUALITY = ("provider", "model", "token_name")  # text filters with an index
 _BY = ("cost", "duration_ms", "total_tokens")  # numeric attributes with an index
 _VALUES = ("provider", "model")  # text attributes an order can walk value by value
+_ROW_FIELDS = tuple(f.name for f in fields(LogRecord) if f.name not in ("request_body", "response_body"))
+_ROW = attrgetter(*_ROW_FIELDS)
 _EXPIRE_EVERY_S = 60.0
 _TMP_TTL_S = 120  # a temporary key outlives no query that crashed half-way
+
+
+# One script, two modes. "write": ARGV = mode, prefix, max_logs, strategy, then 5 per row (see
+# RedisLogStore._write_args); returns the rows written. "drop": ARGV = mode, prefix, ids...;
+# returns the rows deleted. Scores travel as strings: Lua would print numbers with 14 digits.
+_LUA = """
+local mode, p = ARGV[1], ARGV[2]
+local index = p .. ':index'
+local function drop(id)
+  local key = p .. ':row:' .. id
+  local raw = redis.call('GET', key)
+  local n = 0
+  if raw then
+    local ok, rec = pcall(cjson.decode, raw)
+    if ok and type(rec) == 'table' and type(rec._ix) == 'table' then
+      for _, suffix in ipairs(rec._ix) do redis.call('ZREM', p .. ':' .. suffix, id) end
+    end
+    n = 1
+  end
+  redis.call('DEL', key, p .. ':body:' .. id)
+  redis.call('ZREM', index, id)
+  return n
+end
+if mode == 'drop' then
+  local n = 0
+  for i = 3, #ARGV do n = n + drop(ARGV[i]) end
+  return n
+end
+local max_logs, strategy = tonumber(ARGV[3]), ARGV[4]
+local rows = (#ARGV - 4) / 5
+if strategy == 'STOP_INSERTING' then
+  rows = math.max(math.min(rows, max_logs - redis.call('ZCARD', index)), 0)
+end
+for r = 0, rows - 1 do
+  local b = 5 + r * 5
+  local id = ARGV[b]
+  redis.call('SET', p .. ':row:' .. id, ARGV[b + 2])
+  if ARGV[b + 3] ~= '' then redis.call('SET', p .. ':body:' .. id, ARGV[b + 3]) end
+  redis.call('ZADD', index, ARGV[b + 1], id)
+  local spec = cjson.decode(ARGV[b + 4])
+  for _, e in ipairs(spec.z) do redis.call('ZADD', p .. ':' .. e[1], e[2], id) end
+  for _, e in ipairs(spec.s) do redis.call('SADD', p .. ':' .. e[1], e[2]) end
+end
+if strategy == 'DELETE_OLDEST' then
+  local excess = redis.call('ZCARD', index) - max_logs
+  if excess > 0 then
+    for _, id in ipairs(redis.call('ZRANGE', index, 0, excess - 1)) do drop(id) end
+  end
+end
+return rows
+"""
 
 
 def index_members(rec: LogRecord) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
@@ -144,6 +200,8 @@ class RedisLogStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = False
         self._expired_at = 0.0
+        self._lua: Any = None
+        self._lua_client: Any = None
 
     def _key(self, suffix: str) -> str:
         return f"{self.prefix}:{suffix}"
@@ -172,75 +230,61 @@ class RedisLogStore:
         if not await r.set(lock, "1", nx=True, ex=600):
             return  # another instance is at it; queries meanwhile see the rows indexed so far
         try:
-            ids = await r.zrange(self._key("index"), 0, -1)
-            for i in range(0, len(ids), _CHUNK):
-                chunk = [x.decode() for x in ids[i : i + _CHUNK]]
-                raws = await r.mget([self._key(f"row:{x}") for x in chunk])
-                pipe = r.pipeline(transaction=False)
-                for raw in raws:
-                    if raw is not None:
-                        self._add_indexes(pipe, LogRecord.from_json(raw))
-                await pipe.execute()
+            position = 0
+            while ids := await r.zrange(self._key("index"), position, position + _CHUNK - 1):
+                position += len(ids)
+                raws = await r.mget([self._key(f"row:{x.decode()}") for x in ids])
+                rows = [LogRecord.from_json(raw) for raw in raws if raw is not None]
+                if rows:  # bodies stay where they are; "" = keep the store's size as it is
+                    await self._script(r)(args=["write", self.prefix, 0, "", *self._write_args(rows, bodies=False)])
             await r.set(self._key("schema"), SCHEMA)
         finally:
             await r.delete(lock)
 
-    def _add_indexes(self, pipe: Any, rec: LogRecord) -> None:
-        ix, by = index_members(rec)
-        for suffix, score in (*ix, *by):
-            pipe.zadd(self._key(suffix), {rec.id: score})
-        for name in _VALUES:
-            value = getattr(rec, name)
-            if value is not None:
-                pipe.sadd(self._key(f"values:{name}"), value)
+    def _script(self, r: Any) -> Any:
+        if self._lua is None or self._lua_client is not r:
+            self._lua, self._lua_client = r.register_script(_LUA), r
+        return self._lua
+
+    def _write_args(self, records: Sequence[LogRecord], *, bodies: bool = True) -> list[str | bytes]:
+        """Five script arguments per row: id, created_at, row JSON (with the list of its index
+        keys, ``_ix``, so a delete finds them), bodies JSON or "", and what to add where."""
+        args: list[str | bytes] = []
+        for rec in records:
+            ix, by = index_members(rec)
+            zadd = [[suffix, repr(score)] for suffix, score in (*ix, *by)]
+            sadd = [[f"values:{name}", value] for name in _VALUES if (value := getattr(rec, name)) is not None]
+            row = dict(zip(_ROW_FIELDS, _ROW(rec), strict=True))
+            row["_ix"] = [suffix for suffix, _ in zadd]
+            stored = (rec.request_body, rec.response_body)
+            body = orjson.dumps(stored) if bodies and stored != (None, None) else b""
+            args += [rec.id, repr(rec.created_at), orjson.dumps(row), body, orjson.dumps({"z": zadd, "s": sadd})]
+        return args
 
     # -- writes ---------------------------------------------------------------------------------
 
     async def write(self, records: Sequence[LogRecord]) -> int:
-        r = await self._redis()
-        index = self._key("index")
-        if self.strategy == "STOP_INSERTING":
-            room = max(self.max_logs - int(await r.zcard(index)), 0)
-            self.refused += max(len(records) - room, 0)
-            records = records[:room]
+        """One script call per batch: rows, indexes, and max_logs (trim or refuse) atomically,
+        the index work done inside Redis rather than as a dozen round-trip commands per row."""
         if not records:
             return 0
-        pipe = r.pipeline(transaction=True)
-        for rec in records:
-            bodies = (rec.request_body, rec.response_body)
-            pipe.set(self._key(f"row:{rec.id}"), replace(rec, request_body=None, response_body=None).to_json())
-            if bodies != (None, None):
-                pipe.set(self._key(f"body:{rec.id}"), json.dumps(bodies))
-            self._add_indexes(pipe, rec)
-        pipe.zadd(index, {rec.id: rec.created_at for rec in records})
-        pipe.zcard(index)
-        count = int((await pipe.execute())[-1])
-        if self.strategy == "DELETE_OLDEST" and count > self.max_logs:
-            oldest = await r.zpopmin(index, count - self.max_logs)
-            await self._drop([member.decode() for member, _ in oldest])
+        r = await self._redis()
+        args = ["write", self.prefix, self.max_logs, self.strategy, *self._write_args(records)]
+        written = int(await self._script(r)(args=args))
+        self.refused += len(records) - written
         if self.max_age and time.monotonic() - self._expired_at > _EXPIRE_EVERY_S:
             self._expired_at = time.monotonic()
+            index = self._key("index")
             while doomed := await r.zrangebyscore(index, "-inf", f"({time.time() - self.max_age}", 0, _CHUNK):
                 await self._drop([x.decode() for x in doomed])
-        return len(records)
+        return written
 
     async def _drop(self, ids: list[str]) -> int:
-        """Delete rows with their bodies and every index entry (read from the rows themselves)."""
+        """Delete rows with their bodies and every index entry (listed in the row's ``_ix``)."""
         r = await self._redis()
         dropped = 0
         for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            raws = await r.mget([self._key(f"row:{x}") for x in chunk])
-            pipe = r.pipeline(transaction=True)
-            for log_id, raw in zip(chunk, raws, strict=True):
-                if raw is not None:
-                    dropped += 1
-                    ix, by = index_members(LogRecord.from_json(raw))
-                    for suffix, _ in (*ix, *by):
-                        pipe.zrem(self._key(suffix), log_id)
-                pipe.delete(self._key(f"row:{log_id}"), self._key(f"body:{log_id}"))
-            pipe.zrem(self._key("index"), *chunk)
-            await pipe.execute()
+            dropped += int(await self._script(r)(args=["drop", self.prefix, *ids[i : i + _CHUNK]]))
         return dropped
 
     async def patch(self, log_id: str, changes: dict[str, Any]) -> LogRecord | None:
@@ -251,13 +295,15 @@ class RedisLogStore:
         before, _ = index_members(rec)
         for key, value in changes.items():
             setattr(rec, key, value)
-        after, _ = index_members(rec)
+        after, by = index_members(rec)  # feedback and metadata are indexed; by: never patched
         pipe = r.pipeline(transaction=True)
         for suffix, _ in set(before) - set(after):
             pipe.zrem(self._key(suffix), log_id)
         for suffix, score in set(after) - set(before):
             pipe.zadd(self._key(suffix), {log_id: score})
-        pipe.set(self._key(f"row:{log_id}"), rec.to_json(), xx=True)
+        row = dict(zip(_ROW_FIELDS, _ROW(rec), strict=True))
+        row["_ix"] = [suffix for suffix, _ in (*after, *by)]
+        pipe.set(self._key(f"row:{log_id}"), orjson.dumps(row), xx=True)
         await pipe.execute()
         return rec
 
