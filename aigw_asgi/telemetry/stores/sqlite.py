@@ -72,6 +72,7 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS logs_created_at ON logs (created_at)",
     "CREATE INDEX IF NOT EXISTS logs_provider ON logs (provider, created_at)",
     "CREATE INDEX IF NOT EXISTS logs_model ON logs (model, created_at)",
+    "CREATE INDEX IF NOT EXISTS logs_token_name ON logs (token_name, created_at)",
     "CREATE INDEX IF NOT EXISTS logs_event_id ON logs (event_id)",
     "CREATE INDEX IF NOT EXISTS logs_request_id ON logs (request_id)",
 ]
