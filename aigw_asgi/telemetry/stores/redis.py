@@ -42,136 +42,16 @@ from typing import Any
 import orjson
 
 from ...errors import ConfigError
-from ..query import Aggregator, LogQuery, aggregate, analytics_row, matches, meta_text
+from ..query import Aggregator, LogQuery, aggregate, analytics_row, matches
 from ..records import LogRecord
+from .redis_index import BY, LUA, VALUES, Plan, index_members
 
 SCHEMA = b"2"
 _CHUNK = 500
-_EQUALITY = ("provider", "model", "token_name")  # text filters with an index
-_BY = ("cost", "duration_ms", "total_tokens")  # numeric attributes with an index
-_VALUES = ("provider", "model")  # text attributes an order can walk value by value
 _ROW_FIELDS = tuple(f.name for f in fields(LogRecord) if f.name not in ("request_body", "response_body"))
 _ROW = attrgetter(*_ROW_FIELDS)
 _EXPIRE_EVERY_S = 60.0
 _TMP_TTL_S = 120  # a temporary key outlives no query that crashed half-way
-
-
-# One script, two modes. "write": ARGV = mode, prefix, max_logs, strategy, then 5 per row (see
-# RedisLogStore._write_args); returns the rows written. "drop": ARGV = mode, prefix, ids...;
-# returns the rows deleted. Scores travel as strings: Lua would print numbers with 14 digits.
-_LUA = """
-local mode, p = ARGV[1], ARGV[2]
-local index = p .. ':index'
-local function drop(id)
-  local key = p .. ':row:' .. id
-  local raw = redis.call('GET', key)
-  local n = 0
-  if raw then
-    local ok, rec = pcall(cjson.decode, raw)
-    if ok and type(rec) == 'table' and type(rec._ix) == 'table' then
-      for _, suffix in ipairs(rec._ix) do redis.call('ZREM', p .. ':' .. suffix, id) end
-    end
-    n = 1
-  end
-  redis.call('DEL', key, p .. ':body:' .. id)
-  redis.call('ZREM', index, id)
-  return n
-end
-if mode == 'drop' then
-  local n = 0
-  for i = 3, #ARGV do n = n + drop(ARGV[i]) end
-  return n
-end
-local max_logs, strategy = tonumber(ARGV[3]), ARGV[4]
-local rows = (#ARGV - 4) / 5
-if strategy == 'STOP_INSERTING' then
-  rows = math.max(math.min(rows, max_logs - redis.call('ZCARD', index)), 0)
-end
-for r = 0, rows - 1 do
-  local b = 5 + r * 5
-  local id = ARGV[b]
-  redis.call('SET', p .. ':row:' .. id, ARGV[b + 2])
-  if ARGV[b + 3] ~= '' then redis.call('SET', p .. ':body:' .. id, ARGV[b + 3]) end
-  redis.call('ZADD', index, ARGV[b + 1], id)
-  local spec = cjson.decode(ARGV[b + 4])
-  for _, e in ipairs(spec.z) do redis.call('ZADD', p .. ':' .. e[1], e[2], id) end
-  for _, e in ipairs(spec.s) do redis.call('SADD', p .. ':' .. e[1], e[2]) end
-end
-if strategy == 'DELETE_OLDEST' then
-  local excess = redis.call('ZCARD', index) - max_logs
-  if excess > 0 then
-    for _, id in ipairs(redis.call('ZRANGE', index, 0, excess - 1)) do drop(id) end
-  end
-end
-return rows
-"""
-
-
-def index_members(rec: LogRecord) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """The (key suffix, score) pairs a row adds: equality indexes scored by created_at, and the
-    ``by:`` indexes scored by the attribute's value."""
-    at = rec.created_at
-    ix = [(f"ix:{name}:{value}", at) for name in _EQUALITY if (value := getattr(rec, name)) is not None]
-    if rec.status_code is not None:
-        ix.append((f"ix:status_code:{rec.status_code}", at))
-    if rec.feedback is not None:
-        ix.append((f"ix:feedback:{rec.feedback}", at))
-    if not rec.success:
-        ix.append(("ix:success:false", at))
-    if rec.cached:
-        ix.append(("ix:cached:true", at))
-    for key, value in (rec.metadata or {}).items():
-        ix.append((_meta_key(key, meta_text(value)), at))
-    by = [(f"by:{name}", float(value)) for name in _BY if (value := getattr(rec, name)) is not None]
-    return ix, by
-
-
-def _meta_key(key: str, value: str) -> str:
-    return "ix:meta:" + json.dumps([key, value], separators=(",", ":"))
-
-
-class _Plan:
-    """How a `LogQuery` runs on the indexes: the sorted sets to intersect, the sets to subtract,
-    numeric ranges on ``by:`` sets, and what is left to filter in Python."""
-
-    def __init__(self, q: LogQuery) -> None:
-        self.keys: list[str] = []  # intersect (all scored by created_at)
-        self.minus: list[str] = []  # subtract
-        self.ranges: list[tuple[str, float, float]] = []  # (by: key, low, high)
-        rest = LogQuery(start=q.start, end=q.end)
-        for name, value in q.text.items():
-            if name in _EQUALITY:
-                self.keys.append(f"ix:{name}:{value}")
-            else:
-                rest.text[name] = value
-        if q.status_code is not None:
-            self.keys.append(f"ix:status_code:{q.status_code}")
-        if q.feedback is not None:
-            self.keys.append(f"ix:feedback:{q.feedback}")
-        if q.success is not None:
-            (self.minus if q.success else self.keys).append("ix:success:false")
-        if q.cached is not None:
-            (self.keys if q.cached else self.minus).append("ix:cached:true")
-        for key, value in q.metadata.items():
-            self.keys.append(_meta_key(key, value))
-        bounds: dict[str, list[float]] = {}
-        for attr, op, bound in q.ranges:
-            if attr in _BY:
-                low_high = bounds.setdefault(attr, [float("-inf"), float("inf")])
-                if op == ">=":
-                    low_high[0] = max(low_high[0], bound)
-                else:
-                    low_high[1] = min(low_high[1], bound)
-            else:
-                rest.ranges.append((attr, op, bound))
-        self.ranges = [(f"by:{attr}", lo, hi) for attr, (lo, hi) in bounds.items()]
-        self.rest = rest if rest.text or rest.ranges else None
-        self.start, self.end = q.start, q.end
-
-    @property
-    def simple(self) -> bool:
-        """One sorted set answers it directly (no temporary key)."""
-        return len(self.keys) <= 1 and not self.minus and not self.ranges
 
 
 class RedisLogStore:
@@ -243,7 +123,7 @@ class RedisLogStore:
 
     def _script(self, r: Any) -> Any:
         if self._lua is None or self._lua_client is not r:
-            self._lua, self._lua_client = r.register_script(_LUA), r
+            self._lua, self._lua_client = r.register_script(LUA), r
         return self._lua
 
     def _write_args(self, records: Sequence[LogRecord], *, bodies: bool = True) -> list[str | bytes]:
@@ -253,7 +133,7 @@ class RedisLogStore:
         for rec in records:
             ix, by = index_members(rec)
             zadd = [[suffix, repr(score)] for suffix, score in (*ix, *by)]
-            sadd = [[f"values:{name}", value] for name in _VALUES if (value := getattr(rec, name)) is not None]
+            sadd = [[f"values:{name}", value] for name in VALUES if (value := getattr(rec, name)) is not None]
             row = dict(zip(_ROW_FIELDS, _ROW(rec), strict=True))
             row["_ix"] = [suffix for suffix, _ in zadd]
             stored = (rec.request_body, rec.response_body)
@@ -311,7 +191,7 @@ class RedisLogStore:
         if "id" in q.text:
             rec = await self.get(q.text["id"])
             return await self._drop([rec.id]) if rec is not None and matches(rec, q) else 0
-        plan = _Plan(q)
+        plan = Plan(q)
         if q.limit is None:  # everything that matches: the order does not matter
             q = replace(q, order_by="created_at")
         deleted = 0
@@ -340,7 +220,7 @@ class RedisLogStore:
         return rec
 
     async def query(self, q: LogQuery) -> tuple[list[LogRecord], int]:
-        plan = _Plan(q)
+        plan = Plan(q)
         first = (q.page - 1) * q.per_page
         r = await self._redis()
         if "id" in q.text:  # one row at most: no index needed
@@ -360,7 +240,7 @@ class RedisLogStore:
         total = await self._total(plan, q)
         return page, total
 
-    async def _total(self, plan: _Plan, q: LogQuery) -> int:
+    async def _total(self, plan: Plan, q: LogQuery) -> int:
         """The number of matches: a ZCARD of the candidates, or a count while reading them when
         Python has filters of its own."""
         async with self._candidates(plan) as key:
@@ -374,10 +254,10 @@ class RedisLogStore:
         raws = await (await self._redis()).mget([self._key(f"row:{x}") for x in ids])
         return [LogRecord.from_json(raw) for raw in raws if raw is not None]
 
-    async def _ordered(self, plan: _Plan, q: LogQuery, skip: int, take: int) -> AsyncIterator[LogRecord]:
+    async def _ordered(self, plan: Plan, q: LogQuery, skip: int, take: int) -> AsyncIterator[LogRecord]:
         """Matching rows in the query's order, after skipping ``skip``, at most ``take``."""
         async with self._candidates(plan) as key:
-            if q.order_by in ("created_at", *_BY, *_VALUES):
+            if q.order_by in ("created_at", *BY, *VALUES):
                 seen = 0
                 async with aclosing(self._runs(key, q)) as runs:
                     async for run_key, reverse in runs:
@@ -415,7 +295,7 @@ class RedisLogStore:
             return
         first, second = self._tmp(), self._tmp()
         try:
-            if q.order_by in _BY:
+            if q.order_by in BY:
                 by = self._key(f"by:{q.order_by}")
                 await r.zinterstore(first, {key: 0, by: 1})  # scored by the value, ties by id
                 await r.expire(first, _TMP_TTL_S)
@@ -449,7 +329,7 @@ class RedisLogStore:
     def _tmp(self) -> str:
         return self._key(f"tmp:{uuid.uuid4().hex}")
 
-    def _candidates(self, plan: _Plan) -> _Candidates:
+    def _candidates(self, plan: Plan) -> _Candidates:
         return _Candidates(self, plan)
 
     async def analytics(self, q: LogQuery) -> dict[str, Any]:
@@ -458,7 +338,7 @@ class RedisLogStore:
         if "id" in q.text:
             rec = await self.get(q.text["id"])
             return aggregate([analytics_row(rec)] if rec is not None and matches(rec, q) else [], q)
-        plan = _Plan(q)
+        plan = Plan(q)
         totals = Aggregator(q)
         async with self._candidates(plan) as key:
             async for rec in self._scan(key, plan.rest):
@@ -498,7 +378,7 @@ class _Candidates:
     """``async with``: the key of a sorted set (scored by created_at) holding every row that the
     plan's indexes admit; a temporary key, deleted on exit, unless one index answers alone."""
 
-    def __init__(self, store: RedisLogStore, plan: _Plan) -> None:
+    def __init__(self, store: RedisLogStore, plan: Plan) -> None:
         self.store = store
         self.plan = plan
         self.tmp: str | None = None
