@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ._asgi import deny_websocket
 from .config import GatewayConfig, TokenConfig
@@ -225,11 +225,18 @@ class AdminGuard:
     ``Forwarded``, ``X-Real-IP`` or the configured ``trusted_proxy_header``) does not count as
     loopback, since a reverse proxy on the same host makes every remote client look local.
     Gateway tokens never open the admin API. Denial: 401 with code 2009.
+
+    ``public`` names requests that need no token *when one is configured* — the dashboard's
+    static page, which holds no data and asks for the token itself. Without an admin token
+    they stay loopback-only like the rest.
     """
 
-    def __init__(self, app: ASGIApp, config: GatewayConfig | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, config: GatewayConfig | None = None, *, public: Callable[[Scope], bool] | None = None
+    ) -> None:
         self.app = app
         self.config = config or GatewayConfig()
+        self.public = public
         token = self.config.admin_token
         self._digest = hashlib.sha256(token.encode()).digest() if token else None
         self._forwarding = set(_FORWARDING_HEADERS)
@@ -244,6 +251,8 @@ class AdminGuard:
 
     def allowed(self, scope: Scope) -> bool:
         headers = scope.get("headers", ())
+        if self._digest is not None and self.public is not None and self.public(scope):
+            return True
         if self._digest is None:
             client = scope.get("client")
             if not client or not is_loopback(client[0]):

@@ -3,6 +3,7 @@
     request ─▶ TelemetryMiddleware   times it, logs every attempt, spans and metrics
              ─▶ AuthMiddleware        gateway token (cache hits are authenticated too)
              ─▶ UniversalMiddleware   POST / and WebSocket GET /: each step through the stack below
+             ─▶ CompatMiddleware      /compat/*: one client shape, translated steps through the stack below
              ─▶ CacheMiddleware       HIT answers here: logged, never rate-limited
              ─▶ RateLimitMiddleware   counts what reaches a provider
              ─▶ ProviderRouter        /{provider}/{path} pass-through, retries, usage
@@ -25,8 +26,10 @@ from ._asgi import lifespan_loop
 from .admin import AdminApp
 from .auth import AdminGuard, AuthMiddleware
 from .cache import CacheMiddleware
+from .compat import CompatMiddleware
 from .config import Config, validate
 from .context import ensure_context, route_path
+from .dashboard import is_shell
 from .errors import GatewayError, NotFound, send_error
 from .providers.registry import ProviderRegistry
 from .ratelimit import RateLimitMiddleware
@@ -93,19 +96,30 @@ class Gateway:
             self.config, store=log_store, tracer_provider=tracer_provider, meter_provider=meter_provider
         )
         routes = compile_routes(self.config.routes)
+        self.compat = CompatMiddleware(self.cache, self.config, providers=self.providers, routes=routes)
         websocket = WebSocketAPI(
-            StepRunner(self.cache, self.providers, routes),
+            StepRunner(self.compat, self.providers, routes),
             self.config,
             telemetry=self.recorder,
             rate_limit=self.rate_limit,
         )
         self.universal = UniversalMiddleware(
-            self.cache, self.config, providers=self.providers, routes=routes, websocket=websocket
+            self.compat, self.config, providers=self.providers, routes=routes, websocket=websocket
         )
         self.auth = AuthMiddleware(self.universal, gateway)
         self.telemetry = TelemetryMiddleware(self.auth, telemetry=self.recorder)
         self.app: ASGIApp = self.telemetry
-        self.admin = AdminGuard(AdminApp(self), gateway)
+        self.admin = AdminGuard(
+            AdminApp(
+                self.config,
+                store=self.recorder.store,
+                writer=self.recorder,
+                cache=self.cache.storage,
+                prices=self.recorder.prices,
+            ),
+            gateway,
+            public=is_shell,
+        )
 
         mount = self.config.gateway.mount_path.rstrip("/")
         self._mount = mount  # "" when the gateway sits at the root

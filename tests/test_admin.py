@@ -193,3 +193,16 @@ def test_health_prices_cache_purge_and_methods(gw: httpx.Client) -> None:
 
     assert gw.post("/admin/logs").status_code == 405
     assert gw.get("/admin/nothing-here").status_code == 404
+
+
+def test_routing_edges_answer_in_the_envelope(gw: httpx.Client) -> None:
+    chat(gw)
+    assert listing(gw)["result_info"]["total_count"] == 1
+    assert gw.get("/admin/logs/").json()["result_info"]["total_count"] == 1  # a trailing slash is the same path
+    refused = gw.put("/admin/logs")
+    assert refused.status_code == 405 and refused.headers["allow"] == "DELETE, GET"
+    assert refused.json()["error"][0] == {"code": 2004, "message": "Method not allowed; use DELETE, GET"}
+    missing = gw.get("/admin/logs/x/y/z")
+    assert missing.status_code == 404 and missing.json()["error"][0]["code"] == 2004
+    too_big = gw.patch(f"/admin/logs/{chat(gw)}", content=b"{" + b" " * 70_000 + b"}")
+    assert too_big.status_code == 413 and too_big.json()["error"][0]["code"] == 2007

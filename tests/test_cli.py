@@ -135,3 +135,28 @@ def test_workers_warn_about_a_per_worker_memory_cache(tmp_path: Path, redis_url:
         output = stop(proc)
     assert output.count("each worker keeps its own cache") == 1, output
     assert "logs.store" not in output and "rate_limit" not in output
+
+
+def test_check_config_refuses_a_log_database_it_cannot_write(tmp_path: Path, capsys) -> None:
+    """Issue 11 defect 10: an unwritable SQLite path passed check-config, then lost every row."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cases = {
+        tmp_path / "missing" / "aigw.db": "does not exist",
+        tmp_path: "is a directory",
+        blocker / "aigw.db": "does not exist",  # its "directory" is a file
+    }
+    for path, why in cases.items():
+        config = tmp_path / "logs.toml"
+        config.write_text(f'[logs]\nstore = "sqlite:///{path}"\n')
+        assert main(["check-config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert "logs.store:" in err and why in err, err
+    fine = tmp_path / "fine.toml"
+    fine.write_text(f'[logs]\nstore = "sqlite:///{tmp_path}/aigw.db"\n')
+    assert main(["check-config", str(fine)]) == 0
+    off = tmp_path / "off.toml"  # logs off: the path is never opened, so it is not checked
+    off.write_text(f'[logs]\nenabled = false\nstore = "sqlite:///{tmp_path}/missing/aigw.db"\n')
+    assert main(["check-config", str(off)]) == 0
+    result = aigw("serve", "--config", str(config), "--port", str(free_port()))
+    assert result.returncode == 2 and "logs.store:" in result.stderr
