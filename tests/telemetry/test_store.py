@@ -469,3 +469,17 @@ async def test_deletes_agree_with_the_reference(make: StoreFactory, params: dict
     # The indexes forgot the deleted rows too: a filtered query finds none of them.
     found, _ = await store.query(q(**{k: v for k, v in params.items() if k not in ("limit", "order_by")}))
     assert not {r.id for r in found} & {r.id for r in doomed}
+
+
+def test_sql_columns_are_derived_from_the_log_record() -> None:
+    """One column list: a field added to `LogRecord` is a column in every SQL store."""
+    from dataclasses import fields
+
+    from aigw_asgi.telemetry.records import BODY_FIELDS, COLUMNS, LogRecord
+    from aigw_asgi.telemetry.stores import postgres_sql, sqlite_sql
+
+    stored = [f.name for f in fields(LogRecord) if f.name not in BODY_FIELDS]
+    assert [name for name, _ in COLUMNS] == stored
+    assert sqlite_sql.NAMES == stored and postgres_sql.NAMES == stored
+    assert dict(COLUMNS)["metadata"] == "json" and dict(postgres_sql.COLUMNS)["metadata"] == "jsonb"
+    assert sqlite_sql.BOOLS == {"success", "cached", "custom_cost", "stream"}

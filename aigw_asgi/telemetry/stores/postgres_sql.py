@@ -20,48 +20,26 @@ import math
 from typing import Any
 
 from ..query import LogQuery
+from ..records import COLUMNS as RECORD_COLUMNS
 
 SCHEMA_VERSION = 1
 # pg_advisory_xact_lock key: N instances starting together apply each migration once.
 MIGRATION_LOCK = 0x61696777  # "aigw"
 
 _TEXT = 'text COLLATE "C"'
-# (column, type): the LogRecord fields minus the bodies, in LogRecord order.
-COLUMNS: list[tuple[str, str]] = [
-    ("id", f"{_TEXT} PRIMARY KEY"),
-    ("created_at", "timestamptz NOT NULL"),
-    ("gateway", _TEXT),
-    ("provider", _TEXT),
-    ("model", _TEXT),
-    ("path", _TEXT),
-    ("method", _TEXT),
-    ("status_code", "integer"),
-    ("success", "boolean NOT NULL"),
-    ("cached", "boolean NOT NULL"),
-    ("step", "integer"),
-    ("attempt", "integer"),
-    ("event_id", _TEXT),
-    ("request_id", _TEXT),
-    ("duration_ms", "double precision"),
-    ("ttft_ms", "double precision"),
-    ("tokens_in", "bigint"),
-    ("tokens_out", "bigint"),
-    ("cached_tokens_in", "bigint"),
-    ("cost", "double precision"),
-    ("custom_cost", "boolean"),
-    ("metadata", "jsonb"),
-    ("token_name", _TEXT),
-    ("client_ip", _TEXT),
-    ("user_agent", _TEXT),
-    ("error", _TEXT),
-    ("error_type", _TEXT),
-    ("stream", "boolean"),
-    ("cache_status", _TEXT),
-    ("cache_key", _TEXT),
-    ("rate_limited_by", _TEXT),
-    ("feedback", "smallint"),
-    ("score", "double precision"),
-]
+_TYPES = {"text": _TEXT, "real": "double precision", "int": "bigint", "bool": "boolean", "json": "jsonb"}
+_NARROWER = {
+    "id": f"{_TEXT} PRIMARY KEY",
+    "created_at": "timestamptz NOT NULL",
+    "status_code": "integer",
+    "step": "integer",
+    "attempt": "integer",
+    "success": "boolean NOT NULL",
+    "cached": "boolean NOT NULL",
+    "feedback": "smallint",
+}
+# (column, type): derived from `LogRecord` (records.COLUMNS, bodies apart), in its order.
+COLUMNS: list[tuple[str, str]] = [(name, _NARROWER.get(name, _TYPES[kind])) for name, kind in RECORD_COLUMNS]
 NAMES = [name for name, _ in COLUMNS]
 SELECT = ", ".join(NAMES)
 TEXT_COLUMNS = frozenset(name for name, kind in COLUMNS if kind.startswith("text"))

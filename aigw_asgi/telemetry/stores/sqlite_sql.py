@@ -13,45 +13,14 @@ from operator import attrgetter
 from typing import Any
 
 from ..query import LogQuery, summary
-from ..records import LogRecord
+from ..records import COLUMNS as RECORD_COLUMNS, LogRecord
 
-COLUMNS = [
-    ("id", "TEXT PRIMARY KEY"),
-    ("created_at", "REAL NOT NULL"),
-    ("gateway", "TEXT"),
-    ("provider", "TEXT"),
-    ("model", "TEXT"),
-    ("path", "TEXT"),
-    ("method", "TEXT"),
-    ("status_code", "INTEGER"),
-    ("success", "INTEGER"),
-    ("cached", "INTEGER"),
-    ("step", "INTEGER"),
-    ("attempt", "INTEGER"),
-    ("event_id", "TEXT"),
-    ("request_id", "TEXT"),
-    ("duration_ms", "REAL"),
-    ("ttft_ms", "REAL"),
-    ("tokens_in", "INTEGER"),
-    ("tokens_out", "INTEGER"),
-    ("cached_tokens_in", "INTEGER"),
-    ("cost", "REAL"),
-    ("custom_cost", "INTEGER"),
-    ("metadata", "TEXT"),
-    ("token_name", "TEXT"),
-    ("client_ip", "TEXT"),
-    ("user_agent", "TEXT"),
-    ("error", "TEXT"),
-    ("error_type", "TEXT"),
-    ("stream", "INTEGER"),
-    ("cache_status", "TEXT"),
-    ("cache_key", "TEXT"),
-    ("rate_limited_by", "TEXT"),
-    ("feedback", "INTEGER"),
-    ("score", "REAL"),
-]
+_TYPES = {"text": "TEXT", "real": "REAL", "int": "INTEGER", "bool": "INTEGER", "json": "TEXT"}
+_CONSTRAINED = {"id": "TEXT PRIMARY KEY", "created_at": "REAL NOT NULL"}
+# (column, SQL type), derived from `LogRecord` (records.COLUMNS): a new field is a new column.
+COLUMNS = [(name, _CONSTRAINED.get(name, _TYPES[kind])) for name, kind in RECORD_COLUMNS]
 NAMES = [name for name, _ in COLUMNS]
-BOOLS = frozenset({"success", "cached", "custom_cost", "stream"})
+BOOLS = frozenset(name for name, kind in RECORD_COLUMNS if kind == "bool")
 SELECT = ", ".join(NAMES)
 SCHEMA = [
     f"CREATE TABLE IF NOT EXISTS logs ({', '.join(f'{n} {t}' for n, t in COLUMNS)})",
