@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,66 @@ async def read_body(ctx: RequestContext, receive: Receive, limit: int) -> bytes:
 
 class ClientDisconnected(Exception):
     """The client went away before the request body was complete."""
+
+
+# How many body messages a watcher lets through before it stops: each layer that read the body
+# replays it once (cache, rate limit, a universal step), then a real server blocks until the
+# client leaves. A ``receive`` that keeps answering at once is not a server: nothing to watch.
+_MAX_REPLAYS = 8
+
+
+class ClientWatch:
+    """Cancels the running task when the client leaves, for as long as an upstream call runs.
+
+    Started once per request just before the upstream call (not per stream): a client that hangs
+    up while the provider is still thinking must stop the call the provider bills for, and
+    servers such as uvicorn silently drop ``send()`` after a disconnect, so nothing else would
+    notice. The watcher waits on ``receive`` (after the already-read body, a server's next
+    message is ``http.disconnect``) and cancels the task that created it.
+
+    The task catches that cancellation and asks `release` whether it was the watcher's own (and
+    nobody else's): only then is it swallowed. `stop` must be called right after the last body
+    message is sent, before any other ``await``: from then on a server answers ``receive`` with
+    ``http.disconnect`` because the response is complete, not because the client left.
+    """
+
+    __slots__ = ("left", "_task", "_watcher", "_released")
+
+    def __init__(self, receive: Receive) -> None:
+        self.left = False
+        self._released = False
+        self._task = asyncio.current_task()
+        self._watcher: asyncio.Task[None] | None = (
+            asyncio.get_running_loop().create_task(self._watch(receive)) if self._task is not None else None
+        )
+
+    async def _watch(self, receive: Receive) -> None:
+        for _ in range(_MAX_REPLAYS):
+            try:
+                message = await receive()
+            except Exception:  # a host's broken receive is not ours to report
+                return
+            if message["type"] == "http.disconnect":
+                self.left = True
+                assert self._task is not None
+                self._task.cancel()
+                return
+
+    def release(self) -> bool:
+        """Whether a `CancelledError` being handled is the watcher's alone: then un-cancel the task.
+
+        Call it once per handled cancellation; a second call answers False (re-raise).
+        """
+        if not self.left or self._released or self._task is None:
+            return False
+        self._released = True
+        return self._task.uncancel() == 0
+
+    def stop(self) -> None:
+        """Stop watching (idempotent, never waits)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
 
 
 def replay_receive(body: bytes, receive: Receive) -> Receive:
