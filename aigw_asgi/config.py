@@ -74,6 +74,9 @@ class CacheConfig:
     cache_streams: bool = True
     timeout_ms: int = 250  # Redis: per-operation bound; a slow cache is a MISS, never an error
     key_prefix: str = "aigw"
+    # Body-derived entries shared by every gateway token (a cf-aig-cache-key never is): False keeps
+    # tenants apart when they share a stored provider key.
+    share_across_tokens: bool = False
 
 
 @dataclass

@@ -105,6 +105,8 @@ class CacheMiddleware:
             body=policy.canonical_body(body, parsed),
             stream=policy.stream_flag(parsed),
             custom_key=ctx.options.cache_key,
+            token=ctx.token_name,
+            share_across_tokens=self.config.share_across_tokens,
         )
         ctx.cache_key = key
         inner_receive = replay_receive(body, receive)
