@@ -97,6 +97,7 @@ class RateLimitConfig:
     storage: str = "memory://"
     fail_open: bool = True
     timeout_ms: int = 250
+    breaker_failures: int = 5  # consecutive storage failures before requests stop asking it
     key_prefix: str = "aigw"
     rules: list[RateLimitRule] = field(default_factory=list)
 
@@ -328,6 +329,8 @@ def validate(config: Config) -> Config:
     r = config.rate_limit
     _check(r.limit >= 0, "rate_limit.limit", "must be 0 (off) or positive")
     _check(r.period > 0, "rate_limit.period", "must be positive")
+    _check(r.timeout_ms > 0, "rate_limit.timeout_ms", "must be positive")
+    _check(r.breaker_failures >= 1, "rate_limit.breaker_failures", "must be at least 1")
     _check(
         r.storage.split("://")[0] in ("memory", "redis", "rediss", "redis+cluster"),
         "rate_limit.storage",
