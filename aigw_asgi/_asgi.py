@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from .errors import GatewayError, InvalidRequest, PayloadTooLarge
+from .errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
 from .types import Headers, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -57,6 +57,33 @@ async def read_body(ctx: RequestContext, receive: Receive, limit: int) -> bytes:
 
 class ClientDisconnected(Exception):
     """The client went away before the request body was complete."""
+
+
+def body_deadline(receive: Receive, timeout_s: float) -> Receive:
+    """A ``receive`` whose request body must be complete within ``timeout_s`` from now.
+
+    A body that is still arriving at the deadline (stalled, or a byte a second) raises
+    `RequestTimeout` (408, code 2004, ``connection: close``) from the ``receive`` call of the
+    layer reading it, which answers it like any gateway error. Once the body is complete the
+    wrapper only forwards: waiting for a disconnect afterwards is not bounded.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    complete = False
+
+    async def receive_in_time() -> Message:
+        nonlocal complete
+        if complete:
+            return await receive()
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise RequestTimeout(f"Request body not received within {timeout_s:g} s") from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            complete = True
+        return message
+
+    return receive_in_time
 
 
 # How many body messages a watcher lets through before it stops: each layer that read the body

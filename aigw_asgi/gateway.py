@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._asgi import lifespan_loop
+from ._asgi import body_deadline, lifespan_loop
 from .admin import AdminApp
 from .auth import AdminGuard, AuthMiddleware
 from .cache import CacheMiddleware
@@ -116,6 +116,7 @@ class Gateway:
             gateway,
         )
 
+        self._body_timeout = gateway.body_timeout_ms / 1000
         mount = self.config.gateway.mount_path.rstrip("/")
         self._mount = mount  # "" when the gateway sits at the root
 
@@ -155,7 +156,9 @@ class Gateway:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracked_send)
+            # A stalled or trickling body gets a 408 from whichever layer reads it (slow clients,
+            # docs/security.md); under `aigw serve` the server bounds the headers too.
+            await self.app(scope, body_deadline(receive, self._body_timeout), tracked_send)
         except UpstreamStreamError:
             # The upstream broke inside a non-streamed body after we had started relaying it.
             # Returning without finishing the body makes the server drop the connection, which

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -93,3 +94,55 @@ async def test_stop_before_a_late_disconnect_keeps_the_task_running() -> None:
     watch.stop()  # ...but the request stopped watching first, without awaiting in between
     await asyncio.sleep(0.01)
     assert not watch.left
+
+
+async def test_a_mounted_gateway_answers_a_stalled_body_with_408() -> None:
+    """The body deadline is the gateway's own: it holds under any ASGI server, not only ``aigw serve``."""
+    from aigw_asgi import Gateway
+    from aigw_asgi.config import config_from_dict
+
+    gateway = Gateway(config_from_dict({"gateway": {"body_timeout_ms": 50}, "logs": {"store": "memory://"}}))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/openai/chat/completions",
+        "raw_path": b"/openai/chat/completions",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        "client": ("127.0.0.1", 1),
+    }
+    parts = [{"type": "http.request", "body": b'{"model":', "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if parts:
+            return parts.pop()
+        await asyncio.sleep(3600)  # the rest of the body never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    try:
+        await asyncio.wait_for(gateway(scope, receive, send), 10)
+    finally:
+        await gateway.aclose()
+    assert sent[0]["status"] == 408 and (b"connection", b"close") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["error"] == [{"code": 2004, "message": "Request body not received within 0.05 s"}]
+
+
+async def test_the_body_deadline_does_not_bound_the_wait_after_the_body() -> None:
+    """After the body, ``receive`` waits for a disconnect as long as the answer takes."""
+    from aigw_asgi._asgi import body_deadline
+
+    messages = [{"type": "http.disconnect"}, {"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if len(messages) == 1:
+            await asyncio.sleep(0.1)  # longer than the deadline
+        return messages.pop()
+
+    bounded = body_deadline(receive, 0.02)
+    assert (await bounded())["type"] == "http.request"
+    assert (await bounded())["type"] == "http.disconnect"
