@@ -129,7 +129,8 @@ async def test_a_mounted_gateway_answers_a_stalled_body_with_408() -> None:
     finally:
         await gateway.aclose()
     assert sent[0]["status"] == 408 and (b"connection", b"close") in sent[0]["headers"]
-    assert json.loads(sent[1]["body"])["error"] == [{"code": 2004, "message": "Request body not received within 0.05 s"}]
+    error = json.loads(sent[1]["body"])["error"]
+    assert error == [{"code": 2004, "message": "Request body not received within 0.05 s"}]
 
 
 async def test_the_body_deadline_does_not_bound_the_wait_after_the_body() -> None:
