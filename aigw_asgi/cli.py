@@ -75,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["AIGW_CONFIG"] = os.path.abspath(args.config)
     try:
         config: Config = load_config()
+        preflight(config)
     except ConfigError as exc:
         print(f"aigw: invalid config: {exc}", file=sys.stderr)
         return 2
@@ -124,24 +125,56 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def ws_max_size(config: Config) -> int:
-    """The largest WebSocket message the server reads: the request-body cap, at least 16 MiB.
+    """The largest WebSocket message the server reads: above every cap the gateway applies itself.
 
-    The WebSocket API refuses frames over its own cap (1 MiB) with an error frame and keeps the
-    socket; only a message larger than this is closed by the server with 1009, unread.
+    The WebSocket API refuses frames over its own cap (1 MiB) with an error frame (2007) and keeps
+    the socket; realtime sessions close over ``realtime.max_frame_bytes`` with their own 1009 and
+    log why. Only a message larger than this (at least 16 MiB, uvicorn's default, and the request
+    body cap) is closed by the server itself, unread.
     """
-    return max(config.gateway.max_request_bytes, 16 * 1024 * 1024) + 1024
+    caps = (config.gateway.max_request_bytes, config.realtime.max_frame_bytes, 16 * 1024 * 1024)
+    return max(caps) + 1024
+
+
+def preflight(config: Config) -> None:
+    """What a config can only get wrong against this machine or the registry; raises `ConfigError`.
+
+    Run by ``check-config`` and before ``serve`` starts workers, so both fail the same way and
+    before the first request (an unwritable log database would otherwise lose every row).
+    """
+    from .providers.registry import ProviderRegistry
+
+    ProviderRegistry.from_config(config)
+    logs = config.logs
+    if logs.enabled and logs.store.startswith("sqlite:"):
+        from .telemetry.store import sqlite_path
+
+        problem = _unwritable(sqlite_path(logs.store))
+        if problem:
+            raise ConfigError(f"logs.store: {problem}")
+
+
+def _unwritable(path: str) -> str | None:
+    """Why SQLite could not write ``path`` (its directory too: the journal lives next to it), or None."""
+    if path == ":memory:":
+        return None
+    full = os.path.abspath(path)
+    directory = os.path.dirname(full)
+    if os.path.isdir(full):
+        return f"{full} is a directory"
+    if not os.path.isdir(directory):
+        return f"directory {directory} does not exist"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"directory {directory} is not writable"
+    if os.path.exists(full) and not os.access(full, os.R_OK | os.W_OK):
+        return f"{full} is not writable"
+    return None
 
 
 def _check(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.file)
-    except ConfigError as exc:
-        print(f"aigw: invalid config: {exc}", file=sys.stderr)
-        return 2
-    try:
-        from .providers.registry import ProviderRegistry
-
-        ProviderRegistry.from_config(config)
+        preflight(config)
     except ConfigError as exc:
         print(f"aigw: invalid config: {exc}", file=sys.stderr)
         return 2

@@ -57,6 +57,10 @@ class GatewayConfig:
     max_request_bytes: int = 26_214_400  # 25 MiB, Cloudflare's cacheable-request limit
     body_timeout_ms: int = 60_000  # the whole request body must arrive within this, else 408
     trusted_proxy_header: str | None = None  # e.g. "x-forwarded-for": where the client IP comes from
+    # Which providers this gateway calls: None = every built-in and configured custom provider.
+    # Anything else is refused with 400 code 2008 before any upstream call (fewer doors).
+    providers: list[str] | None = None
+    only_configured_providers: bool = False  # only providers with a [providers.NAME] table
 
 
 @dataclass
@@ -139,6 +143,17 @@ class TelemetryConfig:
 
 
 @dataclass
+class RealtimeConfig:
+    """Caps on realtime WebSocket sessions (``WS /{provider}/{path}``, docs/realtime.md)."""
+
+    max_frame_bytes: int = 16_777_216  # one frame, either way (uvicorn's own ws_max_size default)
+    max_session_s: float = 3600.0  # 0 = no limit
+    idle_timeout_s: float = 600.0  # no frame either way for this long closes the session; 0 = never
+    ping_interval_s: float = 20.0  # pings to the provider (a dead upstream is noticed); 0 = none
+    close_timeout_s: float = 5.0  # how long a closing handshake may take before the socket is dropped
+
+
+@dataclass
 class ProviderKeyConfig:
     alias: str
     key: str = field(repr=False)
@@ -152,10 +167,11 @@ class ProviderConfig:
     api_keys: list[ProviderKeyConfig] = field(default_factory=list)
     auth_header: str | None = None
     auth_scheme: str | None = None  # "Bearer", "Token", "" …
-    format: str | None = None  # usage wire format: openai|anthropic|gemini|workers-ai|cohere|ollama
+    format: str | None = None  # usage wire format: openai|anthropic|gemini|workers-ai|cohere|ollama|replicate
     account_id: str | None = None  # workers-ai
     stream_usage: bool | None = None  # inject stream_options.include_usage (OpenAI-style APIs)
     headers: dict[str, str] = field(default_factory=dict)
+    realtime_url: str | None = None  # ws(s):// endpoint of the provider's realtime WebSocket
 
 
 @dataclass
@@ -198,6 +214,7 @@ class Config:
     retries: RetryConfig = field(default_factory=RetryConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     routes: dict[str, RouteConfig] = field(default_factory=dict)
     prices: dict[str, PriceConfig] = field(default_factory=dict)
@@ -376,8 +393,19 @@ def validate(config: Config) -> Config:
         key = f"providers.{name}"
         if p.base_url is not None:
             _check(p.base_url.startswith(("http://", "https://")), f"{key}.base_url", "must be an http(s) URL")
+        if p.realtime_url is not None:
+            _check(
+                p.realtime_url.startswith(("ws://", "wss://", "http://", "https://")),
+                f"{key}.realtime_url",
+                "must be a ws(s):// URL",
+            )
         aliases = [k.alias for k in p.api_keys]
         _check(len(aliases) == len(set(aliases)), f"{key}.api_keys", "aliases must be unique")
+    rt = config.realtime
+    _check(rt.max_frame_bytes > 0, "realtime.max_frame_bytes", "must be positive")
+    for name in ("max_session_s", "idle_timeout_s", "ping_interval_s"):
+        _check(getattr(rt, name) >= 0, f"realtime.{name}", "must be 0 (off) or positive")
+    _check(rt.close_timeout_s > 0, "realtime.close_timeout_s", "must be positive")
     for name, route in config.routes.items():
         _check(bool(route.targets), f"routes.{name}.targets", "needs at least one target")
         for i, target in enumerate(route.targets):

@@ -38,6 +38,7 @@ __all__ = [
     "config_secrets",
     "is_secret_header",
     "redact_headers",
+    "redact_labels",
     "redact_query",
     "redact_subprotocols",
     "redact_text",
@@ -65,8 +66,8 @@ SECRET_QUERY_PARAMS = frozenset(
     {"key", "api_key", "api-key", "apikey", "token", "access_token", "auth", "authorization", "secret", "password"}
 )
 
-# Subprotocol entries that carry a credential after the dot (Cloudflare, ElevenLabs, fal).
-SECRET_SUBPROTOCOL_PREFIXES = ("cf-aig-authorization.", "xi-api-key.", "fal-api-key.")
+# Subprotocol entries that carry a credential after the dot (Cloudflare, ElevenLabs, fal, OpenAI).
+SECRET_SUBPROTOCOL_PREFIXES = ("cf-aig-authorization.", "xi-api-key.", "fal-api-key.", "openai-insecure-api-key.")
 
 _MIN_SECRET_LEN = 6  # shorter "secrets" would redact ordinary words; config asks for >= 8 anyway
 
@@ -347,3 +348,21 @@ class RedactingFilter(logging.Filter):
             text = logging.Formatter().formatException(record.exc_info)
             record.exc_text = self.redactor(text)
         return True
+
+
+def redact_labels(ctx: RequestContext, redactor: Redactor) -> None:
+    """Redact secrets from the client-chosen labels of ``ctx`` (and its universal steps), in place.
+
+    ``cf-aig-event-id`` and ``cf-aig-metadata`` are free text the client picks and every sink
+    stores (log rows, span attributes): a gateway token or provider key put there, by mistake or
+    to read it back from the logs, is replaced like one inside a body. Run once the answer is sent
+    (the event id header was echoed to the client who sent it).
+    """
+    extra = request_secrets(ctx)
+    for c in (ctx, *ctx.children):
+        if c.event_id:
+            c.event_id = redactor(c.event_id, extra)
+        metadata = c.metadata  # the parsed options' own dict: every later reader sees the result
+        for key, value in metadata.items():
+            if isinstance(value, str):
+                metadata[key] = redactor(value, extra)

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import time
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-from . import _json
+from . import _json, multipart
 from ._asgi import HOP_BY_HOP, ClientDisconnected, ClientWatch, header, lifespan_loop, read_body
 from .config import Config
 from .context import ErrorType, RequestContext, ensure_context
@@ -36,9 +35,11 @@ from .errors import (
     send_error,
 )
 from .options import RequestOptions
-from .providers.registry import Provider, ProviderRegistry, join_url, model_from
+from .providers.paths import check_path, quote_path
+from .providers.registry import Provider, ProviderRegistry, dialect, join_url, model_from
 from .providers.stream import StreamTracker, error_event
 from .providers.usage import usage_from_json
+from .realtime import RealtimeProxy
 from .routing.retry import RetryPolicy, next_retry_delay, retry_policy
 from .transport import Transport, UpstreamResponse, UpstreamStreamError, make_transport
 from .types import Receive, Scope, Send
@@ -61,30 +62,6 @@ _DROP_RESPONSE = HOP_BY_HOP | {b"date", b"server"}
 _MAX_USAGE_BODY = 16 * 1024 * 1024  # a JSON answer larger than this is relayed but not parsed for usage
 
 
-_ENCODED_SEPARATOR = re.compile(rb"%(?:2f|5c|00)", re.IGNORECASE)
-# backslash, empty segment ("//", also a leading "/"), a scheme ("://"), control characters
-_BAD_PATH = re.compile(r"[\\\x00-\x1f\x7f]|//|^/")
-_DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
-
-
-def _check_path(scope: Scope, path: str) -> None:
-    """Refuse anything that could make the upstream URL point elsewhere than the provider base."""
-    raw = scope.get("raw_path")
-    if raw and b"%" in raw and _ENCODED_SEPARATOR.search(raw):
-        raise InvalidRequest("Invalid path: encoded slashes are not allowed")
-    if _BAD_PATH.search(path):
-        raise InvalidRequest("Invalid path")
-    if "." in path and _DOT_SEGMENT.search(path):
-        raise InvalidRequest("Invalid path: dot segments are not allowed")
-
-
-@functools.lru_cache(maxsize=4096)
-def _quote_path(path: str) -> str:
-    # Keep every character a provider path legitimately uses (Gemini's ":", Workers AI's "@").
-    # Cached: a gateway sees the same few paths over and over.
-    return quote(path, safe="/:@!$&'()*+,;=-._~")
-
-
 class ProviderRouter:
     """The ASGI app at the centre of the gateway (usable alone, without any middleware)."""
 
@@ -105,17 +82,18 @@ class ProviderRouter:
         self._drop_request = _DROP_REQUEST if self._compression else _DROP_REQUEST | {b"accept-encoding"}
         # The policy of a request that sets no retry header, built once.
         self._default_policy = retry_policy(RequestOptions(), self.config.retries)
+        self.realtime = RealtimeProxy(self.config, providers=self.providers)
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+        await self.realtime.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self.handle(scope, receive, send)
         elif kind == "websocket":
-            # Realtime pass-through (WS /{provider}/...) is on the roadmap; refuse cleanly.
-            await send({"type": "websocket.close", "code": 1008, "reason": "not supported"})
+            await self.realtime(scope, receive, send)  # WS /{provider}/{path}: aigw_asgi/realtime/
         elif kind == "lifespan":
             await lifespan_loop(receive, send, None, self.aclose)
 
@@ -143,13 +121,14 @@ class ProviderRouter:
             raise NotFound("Not found: use /{provider}/{path}")
         provider = self.providers.get(slug)
         if provider is None:
-            raise InvalidProvider(f"Invalid provider: {slug[:64]}")
+            raise InvalidProvider(self.providers.refusal(slug))
         ctx.provider = slug
-        _check_path(scope, path)
+        check_path(scope, path)
         try:
-            url, params = join_url(provider, _quote_path(path))
+            url, params = join_url(provider, quote_path(path))
         except ValueError as exc:
             raise InvalidRequest(f"Invalid path: {exc}") from None
+        provider = dialect(provider, path)  # e.g. Ollama's /v1/… speaks OpenAI's wire format
         query: bytes = scope.get("query_string", b"")
         if query:
             url = f"{url}?{query.decode('latin-1')}"
@@ -157,10 +136,19 @@ class ProviderRouter:
 
         body = await read_body(ctx, receive, self.max_body)
         parsed = ctx.json() if body[:1] in (b"{", b"[") or body[:3] == b"\xef\xbb\xbf" else None
+        if parsed is None and body:  # an upload (audio/transcriptions) names its model in a form field
+            form_model = multipart.text_field(body, ctx.header(b"content-type"), "model")
+            parsed = {"model": form_model} if form_model else None
         ctx.model = ctx.model or model_from(provider, path, params, parsed)
         options = ctx.options
         strip_usage = False
-        if provider.stream_usage and isinstance(parsed, dict) and parsed.get("stream") is True:
+        # Chat Completions only: the Responses API refuses stream_options.include_usage.
+        if (
+            provider.stream_usage
+            and path.endswith("completions")
+            and isinstance(parsed, dict)
+            and parsed.get("stream") is True
+        ):
             stream_options = parsed.get("stream_options")
             if not (isinstance(stream_options, dict) and stream_options.get("include_usage")):
                 # Ask for the usage chunk so streams are accounted; hide it again from a client

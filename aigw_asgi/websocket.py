@@ -50,6 +50,7 @@ from .context import ErrorType, RequestContext, ensure_context
 from .errors import GatewayError, InvalidRequest, PayloadTooLarge, RateLimited, UpstreamError
 from .providers.sse import NDJSONParser, SSEParser
 from .runner import StepRunner
+from .telemetry.middleware import PER_MESSAGE
 from .transport import UpstreamStreamError
 from .types import Headers, Message, Receive, Scope, Send
 
@@ -304,6 +305,7 @@ class WebSocketAPI:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = ensure_context(scope, self.gateway_id)
+        ctx.extra[PER_MESSAGE] = True  # each message gets its rows; the socket none of its own
         message = await receive()
         if message["type"] != "websocket.connect":
             return  # the client left before the handshake

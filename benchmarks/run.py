@@ -6,6 +6,7 @@
     DURATION=5 ROUNDS=1 python benchmarks/run.py   # quicker
     STREAM=1 python benchmarks/run.py              # streamed chat completions (20 SSE chunks)
     python benchmarks/run.py --write-readme        # also rewrite the table in benchmarks/README.md
+    python benchmarks/run.py full@b85f83a full     # before/after: a variant at another git revision
 
 Uses the shared harness in ``../shared/bench`` (nginx fake upstream, ``bare_proxy.py``, the wrk
 driver ``bench.py`` with ``post.lua``); that folder is read-only, so nginx runs from a copy in
@@ -73,9 +74,9 @@ class Procs:
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, cmd: list[str], port: int, env: dict[str, str] | None = None) -> None:
+    def start(self, name: str, cmd: list[str], port: int, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         log = open(RUN / f"{name}.log", "wb")  # the child keeps it open; closed at exit
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=log)
+        proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=log, stderr=log)
         self.procs.append((name, proc))
         wait_port(port)
         print(f"started {name} (pid {proc.pid}) on :{port}")
@@ -120,6 +121,23 @@ def uvicorn_cmd(app: str, port: int, *, factory: bool = False, app_dir: Path | N
     if app_dir is not None:
         cmd += ["--app-dir", str(app_dir)]
     return cmd
+
+
+def checkout(rev: str) -> Path:
+    """The package as it was at ``rev`` (a git revision), exported under ``benchmarks/run/``.
+
+    For before/after numbers in one run: ``full@<rev>`` runs that revision's gateway and
+    ``benchmarks/apps.py`` from there (the cwd comes first on ``sys.path``), with this venv.
+    """
+    sha = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, check=True, capture_output=True, text=True)
+    where = RUN / f"rev-{sha.stdout.strip()}"
+    if not where.exists():
+        where.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "archive", rev, "aigw_asgi", "benchmarks"], cwd=ROOT, check=True, capture_output=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    return where
 
 
 def start_upstream(procs: Procs) -> None:
@@ -178,13 +196,17 @@ def main() -> int:
                     {"BARE_CLIENT": client, "UPSTREAM": f"http://127.0.0.1:{UPSTREAM_PORT}"},
                 )
                 specs.append(f"{target}=http://127.0.0.1:{PORTS[target]}{path}")
-            elif target in VARIANTS:
+            elif target.partition("@")[0] in VARIANTS:
+                variant, _, rev = target.partition("@")
                 env = {
-                    "BENCH_VARIANT": target,
+                    "BENCH_VARIANT": variant,
                     "BENCH_UPSTREAM": f"http://127.0.0.1:{UPSTREAM_PORT}",
                     "BENCH_REDIS": f"redis://127.0.0.1:{REDIS_PORT}/0",
                 }
-                procs.start(target, uvicorn_cmd("benchmarks.apps:make", port, factory=True), port, env)
+                cwd = checkout(rev) if rev else ROOT
+                if rev:
+                    env["PYTHONPATH"] = str(cwd)
+                procs.start(target, uvicorn_cmd("benchmarks.apps:make", port, factory=True), port, env, cwd)
                 specs.append(f"{target}=http://127.0.0.1:{port}/openai{path}")
                 port += 1
             else:

@@ -84,7 +84,12 @@ def fake_providers(fake_url: str) -> dict[str, dict[str, Any]]:
         "workers-ai": {"base_url": f"{fake_url}/client/v4/accounts/acc/ai/run"},
         "ollama": {"base_url": fake_url},
         "groq": {"base_url": f"{fake_url}/openai/v1"},
-        "azure-openai": {"base_url": f"{fake_url}/openai/deployments/{{deployment}}"},
+        "azure-openai": {"base_url": f"{fake_url}/openai"},
+        # Paths the fake tells apart from OpenAI's (tests/fakes/extra.py)
+        "mistral": {"base_url": f"{fake_url}/mistral/v1"},
+        "cohere": {"base_url": f"{fake_url}/cohere/v1"},
+        "huggingface": {"base_url": f"{fake_url}/hf-inference/models"},
+        "replicate": {"base_url": f"{fake_url}/replicate/v1"},
     }
 
 

@@ -93,3 +93,28 @@ def test_serve_redacts_secrets_from_every_log_line(caplog) -> None:
         for handler in root.handlers:
             for f in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
                 handler.removeFilter(f)
+
+
+def test_check_config_refuses_a_log_database_it_cannot_write(tmp_path: Path, capsys) -> None:
+    """Issue 11 defect 10: an unwritable SQLite path passed check-config, then lost every row."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cases = {
+        tmp_path / "missing" / "aigw.db": "does not exist",
+        tmp_path: "is a directory",
+        blocker / "aigw.db": "does not exist",  # its "directory" is a file
+    }
+    for path, why in cases.items():
+        config = tmp_path / "logs.toml"
+        config.write_text(f'[logs]\nstore = "sqlite:///{path}"\n')
+        assert main(["check-config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert "logs.store:" in err and why in err, err
+    fine = tmp_path / "fine.toml"
+    fine.write_text(f'[logs]\nstore = "sqlite:///{tmp_path}/aigw.db"\n')
+    assert main(["check-config", str(fine)]) == 0
+    off = tmp_path / "off.toml"  # logs off: the path is never opened, so it is not checked
+    off.write_text(f'[logs]\nenabled = false\nstore = "sqlite:///{tmp_path}/missing/aigw.db"\n')
+    assert main(["check-config", str(off)]) == 0
+    result = aigw("serve", "--config", str(config), "--port", str(free_port()))
+    assert result.returncode == 2 and "logs.store:" in result.stderr

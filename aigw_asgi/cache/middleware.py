@@ -102,7 +102,7 @@ class CacheMiddleware:
             path=relative_path(known, rest) if known is not None else rest,
             query=scope.get("query_string", b""),
             credential=policy.credential_hash(ctx.headers),
-            body=policy.canonical_body(body, parsed),
+            body=policy.canonical_body(body, parsed, ctx.header(b"content-type")),
             stream=policy.stream_flag(parsed),
             custom_key=ctx.options.cache_key,
             token=ctx.token_name,
@@ -200,7 +200,7 @@ class CacheMiddleware:
             body=chunks[0] if len(chunks) == 1 else b"".join(chunks),
             provider=provider,
             stream=streamed,
-            model=ctx.model,
+            model=ctx.response_model or ctx.model,  # a hit's row names the model that answered
         )
         if future is not None and not future.done():
             future.set_result(entry)  # waiters replay now; the store write below is not their concern

@@ -8,7 +8,9 @@ and query, a hash of the credential headers and the *canonical* JSON body (sorte
 whitespace). Canonical, because a client that serialises ``{"model":…,"messages":…}`` in another
 order asks the same question (LiteLLM #40128); the whole body, because any parameter — sampling,
 ``reasoning_effort``, a provider extra such as ``num_ctx`` — may change the answer, and leaving one
-out serves wrong answers (LiteLLM #42400, #9844). ``cf-aig-metadata`` is a header and never part
+out serves wrong answers (LiteLLM #42400, #9844). A multipart upload is keyed by its parts (names,
+filenames, types, contents), not its bytes: clients pick a random boundary per request, so the
+same transcription sent twice never had the same bytes. ``cf-aig-metadata`` is a header and never part
 of it. A ``cf-aig-cache-key`` replaces the body-derived part, but stays scoped by gateway,
 provider, credential, gateway token and whether a stream was asked for, so a custom key can
 neither reach another tenant's entries nor hand an SSE stream to a client that expects JSON.
@@ -26,6 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .. import multipart
 from .._asgi import HOP_BY_HOP
 from ..options import RequestOptions
 from ..types import Headers
@@ -93,13 +96,18 @@ def credential_hash(headers: Headers) -> bytes:
     return h.digest()
 
 
-def canonical_body(body: bytes, parsed: Any) -> bytes:
-    """The body as the key sees it: canonical JSON when it is JSON, else the raw bytes.
+def canonical_body(body: bytes, parsed: Any, content_type: bytes | None = None) -> bytes:
+    """The body as the key sees it: canonical JSON when it is JSON, a digest of the parts when it
+    is a multipart form, else the raw bytes.
 
     A one-byte tag keeps a JSON body and a byte body that happen to spell the same text apart.
     """
     if isinstance(parsed, dict | list):
         return b"j" + json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if content_type is not None and content_type[:10].lower() == b"multipart/":
+        parts = multipart.parse(body, content_type)
+        if parts is not None:
+            return b"m" + multipart.digest(parts)
     return b"b" + body
 
 

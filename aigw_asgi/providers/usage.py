@@ -14,7 +14,8 @@ Wire formats, by the name the provider registry uses:
     gemini      generateContent / streamGenerateContent (``alt=sse``, or a JSON array when buffered)
     workers-ai  Cloudflare Workers AI, native (``result.usage``) and OpenAI-compatible routes
     cohere      v2 chat (SSE) and v1 (``meta``; NDJSON streams)
-    ollama      native API, NDJSON streams
+    ollama      native API, NDJSON streams (its OpenAI-compatible ``/v1`` is read as ``openai``)
+    replicate   predictions: ``metrics.input_token_count`` / ``output_token_count`` once succeeded
 
 Streams are read as they pass by `stream.StreamTracker`, which uses the per-format readers here.
 """
@@ -28,7 +29,7 @@ from typing import Any
 from .. import _json
 from ..context import Usage
 
-FORMATS = frozenset({"openai", "anthropic", "gemini", "workers-ai", "cohere", "ollama"})
+FORMATS = frozenset({"openai", "anthropic", "gemini", "workers-ai", "cohere", "ollama", "replicate"})
 _STRIPPABLE = frozenset({"openai", "workers-ai"})  # formats where the gateway may inject include_usage
 _MODEL_TRIES = 3  # events parsed just for the model name (Azure's first chunk names none)
 
@@ -207,6 +208,14 @@ def _ollama(obj: dict[str, Any]) -> Extracted:
     )
 
 
+def _replicate(obj: dict[str, Any]) -> Extracted:
+    # A prediction reports its token counts in ``metrics`` once it has run (status "succeeded");
+    # ``model`` is "owner/name". Predictions of non-language models have no token counts: None.
+    metrics = _dict(obj.get("metrics"))
+    usage = Usage(tokens_in=_int(metrics.get("input_token_count")), tokens_out=_int(metrics.get("output_token_count")))
+    return _str(obj.get("model")), usage
+
+
 _EXTRACT: dict[str, Callable[[dict[str, Any]], Extracted]] = {
     "openai": _openai,
     "anthropic": _anthropic,
@@ -214,6 +223,7 @@ _EXTRACT: dict[str, Callable[[dict[str, Any]], Extracted]] = {
     "workers-ai": _workers_ai,
     "cohere": _cohere,
     "ollama": _ollama,
+    "replicate": _replicate,
 }
 
 

@@ -20,6 +20,7 @@ circuit, and only then do requests pass without asking the store (one warning pe
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +52,10 @@ from .storage import close_storage, logger, storage_from_uri
 
 Debits = list[tuple[Rule, RateLimiter, str]]
 """Token rules that admitted a request, with their counter keys (without window index)."""
+
+SESSION_DEBIT = "aigw.ratelimit.session_debit"
+"""``ctx.extra`` key: ``async debit(tokens)`` for a WebSocket session whose token rules admitted
+it; the session layer (realtime) calls it as the provider reports usage."""
 
 
 class RateLimitMiddleware:
@@ -189,13 +194,19 @@ class RateLimitMiddleware:
         await self._debit(ctx, debits)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """An upgrade counts as one request on the request rules; refused before accept."""
+        """An upgrade counts as one request on the request rules; refused before accept.
+
+        Token rules refuse a session whose budget is spent, like a request; the session's tokens
+        are debited as the provider reports them, through ``ctx.extra[SESSION_DEBIT]``.
+        """
         ctx = ensure_context(scope, self.gateway_id)
         try:
-            refusal, _ = await self._admit(self._facts(ctx), read_body_model=False, ctx=ctx, tokens=False)
+            refusal, debits = await self._admit(self._facts(ctx), read_body_model=False, ctx=ctx)
         except GatewayError as exc:
-            refusal = exc
+            refusal, debits = exc, []
         if refusal is None:
+            if debits:
+                ctx.extra[SESSION_DEBIT] = functools.partial(self._charge, debits)
             await self.app(scope, receive, send)
             return
         _record(ctx, refusal)
@@ -251,7 +262,7 @@ class RateLimitMiddleware:
         return model if isinstance(model, str) and model else None
 
     async def _admit(
-        self, facts: Facts, *, read_body_model: bool, ctx: RequestContext, tokens: bool = True
+        self, facts: Facts, *, read_body_model: bool, ctx: RequestContext
     ) -> tuple[GatewayError | None, Debits]:
         """The refusal for this request (or ``None``) and the token rules to debit afterwards."""
         if self.needs_model and facts.model is None and read_body_model:
@@ -264,8 +275,6 @@ class RateLimitMiddleware:
                 continue
             try:
                 if rule.unit == "tokens":
-                    if not tokens:
-                        continue
                     allowed = await self._store(limiter.test, rule.item, window_key(rule, key, now))
                     if allowed:
                         debits.append((rule, limiter, key))
@@ -290,7 +299,9 @@ class RateLimitMiddleware:
 
     async def _debit(self, ctx: RequestContext, debits: Debits) -> None:
         """Charge token rules with what the provider reported, retries included."""
-        tokens = _tokens(ctx)
+        await self._charge(debits, _tokens(ctx))
+
+    async def _charge(self, debits: Debits, tokens: int) -> None:
         if tokens <= 0:
             return
         now = self.clock()

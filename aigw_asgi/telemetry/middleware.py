@@ -22,6 +22,10 @@ from .cost import PriceTable
 from .recorder import Telemetry
 from .store import LogStore
 
+PER_MESSAGE = "aigw.telemetry.per_message"
+"""``ctx.extra`` key set by a WebSocket layer that records each message itself (the WebSocket
+API): its socket then gets no row of its own."""
+
 
 class TelemetryMiddleware:
     """``TelemetryMiddleware(app, config, telemetry=...)``, or the `Telemetry` arguments to build one.
@@ -84,9 +88,11 @@ class TelemetryMiddleware:
         return self.telemetry.writer.failed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            # lifespan: the inner app's business. websocket: the WebSocket API records each
-            # message through `Telemetry.record`, since one socket carries many requests.
+        kind = scope["type"]
+        if kind == "websocket":
+            await self._session(scope, receive, send)
+            return
+        if kind != "http":  # lifespan: the inner app's business
             await self.app(scope, receive, send)
             return
         ctx = ensure_context(scope, self.gateway_id)
@@ -111,6 +117,26 @@ class TelemetryMiddleware:
             if sent_status:
                 ctx.status_code = sent_status  # what the client saw
             self.telemetry.finish(ctx, handle)
+
+    async def _session(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket is one row and one span, written when it ends: a realtime session, or an
+        upgrade a layer refused (auth, rate limit). The WebSocket API (``GET /``) carries many
+        requests: it records each message through `Telemetry.record` and marks its socket
+        `PER_MESSAGE`, which then gets no row of its own.
+
+        The span is made at the end (`Telemetry.record`) from the context's own clock readings,
+        so it still starts when the upgrade arrived, and a per-message socket costs none.
+        """
+        ctx = ensure_context(scope, self.gateway_id)
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            if ctx.status_code is None:
+                ctx.crashed(exc)
+            raise
+        finally:
+            if not ctx.extra.get(PER_MESSAGE):
+                self.telemetry.record(ctx, scope)
 
     def submit(self, ctx: RequestContext) -> None:
         """Price and log a finished request that did not pass through ``__call__``."""

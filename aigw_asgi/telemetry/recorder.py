@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import Config, validate
 from ..context import RequestContext
+from ..redact import Redactor, config_secrets, redact_labels
 from ..types import Scope
 from .cost import PriceTable
 from .records import RecordSettings, apply_cost
@@ -46,11 +47,12 @@ class Telemetry:
         logs = self.config.logs
         self.logging = logs.enabled
         self.prices = prices if prices is not None else PriceTable(self.config.prices)
+        self._redactor = _redactor(self.config)
         settings = RecordSettings(
             collect_payload=logs.collect_payload,
             max_body_bytes=logs.max_body_bytes,
             prices=self.prices,
-            redactor=_redactor(self.config),
+            redactor=self._redactor,
         )
         store = store if store is not None else make_store(logs, self.config.gateway.id)
         self.writer = LogWriter.from_config(logs, store, settings)
@@ -75,6 +77,10 @@ class Telemetry:
                 apply_cost(ctx, self.prices)
             except Exception:  # pricing must never break a response
                 logger.exception("could not compute the cost of a request")
+            try:
+                redact_labels(ctx, self._redactor)  # event id and metadata are stored and exported
+            except Exception:
+                logger.exception("could not redact a request's labels")
         if handle is not None:
             try:
                 self.otel.finish(handle, ctx)
@@ -102,9 +108,7 @@ class Telemetry:
         await self.writer.aclose()
 
 
-def _redactor(config: Config) -> Any:
-    from ..redact import Redactor, config_secrets
-
+def _redactor(config: Config) -> Redactor:
     return Redactor(config_secrets(config))
 
 

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from .cost import PriceTable
 
 
+LOG_METADATA = "aigw.log.metadata"
+"""``ctx.extra`` key: entries a layer adds to the row's ``metadata`` (a realtime session's frame
+and byte counts, docs/realtime.md), beside the client's ``cf-aig-metadata``."""
+
+
 @dataclass(slots=True)
 class LogRecord:
     """One stored log row. ``created_at`` is epoch seconds here and ISO 8601 in the API."""
@@ -138,7 +143,7 @@ def records_from_context(ctx: RequestContext, settings: RecordSettings) -> list[
     extra = request_secrets(ctx) if redactor is not None else ()
     cap = settings.max_body_bytes
     request_body = _redacted(body_text(ctx.body, cap), redactor, extra) if payload else None
-    metadata = dict(ctx.metadata) or None
+    metadata = {**ctx.metadata, **ctx.extra.get(LOG_METADATA, {})} or None
     base_perf = ctx.attempts[0].started if ctx.attempts else ctx.started
 
     # What every row of this request says alike, whichever attempt it describes.

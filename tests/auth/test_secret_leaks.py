@@ -158,7 +158,32 @@ def exercise(run: Run, fake: RunningFake) -> None:
         # The admin API: wrong token, right token.
         assert call("GET", "/admin/health", headers={"authorization": f"Bearer {WRONG_ADMIN_TOKEN}"}).status_code == 401
         assert call("GET", "/admin/health", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 200
-    # WebSocket upgrades with the token as header and as subprotocol (the gateway has no WS API yet).
+    # Realtime sessions: the stored key injected, a browser's key and token as subprotocols, a
+    # Gemini key in the query, and a provider refusing the stored key.
+    openai_rt = "/openai/v1/realtime?model=gpt-realtime"
+    browser = ["realtime", f"cf-aig-authorization.{HASHED_TOKEN}", f"openai-insecure-api-key.{CLIENT_KEY}"]
+    realtime: list[tuple[str, dict[str, Any]]] = [
+        (openai_rt, {"additional_headers": cf(GATEWAY_TOKEN)}),
+        (openai_rt, {"subprotocols": browser}),
+        (f"/google-ai-studio?key={GEMINI_QUERY_KEY}", {"additional_headers": cf(GATEWAY_TOKEN)}),
+        (openai_rt, {"subprotocols": [f"cf-aig-authorization.{WRONG_TOKEN}"]}),
+    ]
+    for path, kwargs in realtime:
+        try:
+            with connect(f"{run.server.ws_url}{path}", open_timeout=5, close_timeout=2, **kwargs) as ws:
+                ws.send(json.dumps({"type": "response.create"}))
+                ws.send(json.dumps({"setup": {"model": "models/gemini-live"}}))
+                for _ in range(3):
+                    ws.recv(timeout=5)
+        except (InvalidStatus, WebSocketException, TimeoutError):
+            pass
+    app.realtime.refuse(401)
+    with connect(f"{run.server.ws_url}{openai_rt}", open_timeout=5, additional_headers=cf(GATEWAY_TOKEN)) as ws:
+        try:
+            ws.recv(timeout=5)
+        except WebSocketException:
+            pass
+    # WebSocket API upgrades with the token as header and as subprotocol.
     for kwargs in (
         {"additional_headers": cf(GATEWAY_TOKEN)},
         {"subprotocols": [f"cf-aig-authorization.{HASHED_TOKEN}"]},
@@ -223,6 +248,10 @@ def test_no_secret_in_answers_upstream_spans_or_log_lines(run: Run, fake_upstrea
     for seen in fake_upstream.app.requests:
         text = json.dumps(seen.headers) + seen.path + seen.query_string + seen.body.decode("utf-8", "replace")
         assert not find([text], GATEWAY_SECRETS), seen.path
+    assert len(fake_upstream.app.realtime.sessions) == 4, "the realtime sessions must have reached the upstream"
+    for session in fake_upstream.app.realtime.sessions:
+        text = json.dumps([session.headers, session.subprotocols, session.path, session.query_string])
+        assert not find([text], GATEWAY_SECRETS), session.path
 
     # Spans and metrics.
     spans = run.spans.get_finished_spans()

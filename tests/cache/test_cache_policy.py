@@ -207,3 +207,27 @@ def test_body_derived_keys_are_per_token_unless_shared() -> None:
     assert key_for(token="tenant-a", share_across_tokens=True) == key_for(token="tenant-b", share_across_tokens=True)
     # Without authentication (no token) everyone shares, as before.
     assert key_for(token=None) == key_for(token=None, share_across_tokens=True)
+
+
+def test_multipart_bodies_are_keyed_by_their_parts_not_the_random_boundary() -> None:
+    """Issue 11 defect 8: the openai SDK picks a random boundary, so equal uploads never hit."""
+
+    def upload(boundary: str, audio: bytes) -> bytes:
+        return (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+                f"Content-Type: audio/wav\r\n\r\n"
+            ).encode()
+            + audio
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+
+    def canonical(boundary: str, audio: bytes = b"RIFF....") -> bytes:
+        ctype = f"multipart/form-data; boundary={boundary}".encode()
+        return policy.canonical_body(upload(boundary, audio), None, ctype)
+
+    assert canonical("1111") == canonical("2222")
+    assert canonical("1111") != canonical("1111", b"RIFF...!")
+    # without the content type (or when it lies) the raw bytes are the key, as before
+    assert policy.canonical_body(upload("1111", b"x"), None) != policy.canonical_body(upload("2222", b"x"), None)

@@ -93,6 +93,15 @@ def test_root_and_bare_provider(make_gateway) -> None:
     assert error(httpx.get(f"{server.url}/"))[:2] == (404, 2004)
 
 
+@pytest.mark.parametrize("path", ["/openai", "/openai/", "/openai/v1", "/azure-openai/res/dep", "/ollama"])
+def test_a_provider_without_an_endpoint_path_is_refused(make_gateway, fake_upstream: RunningFake, path: str) -> None:
+    """Issue 11 defect 10: ``POST /openai`` was forwarded to the bare base URL."""
+    _, server = make_gateway()
+    status, code, message = error(httpx.post(f"{server.url}{path}", json={"model": "m"}))
+    assert (status, code) == (400, 2004) and "Invalid path" in message
+    assert not fake_upstream.app.requests
+
+
 def test_headers_forwarded_and_stripped(make_gateway, fake_upstream: RunningFake) -> None:
     _, server = make_gateway()
     resp = httpx.post(

@@ -24,7 +24,10 @@ Gemini-OpenAI- or Workers-AI-OpenAI-style prefixes work too)::
     POST /api/chat, /api/generate                   Ollama native; NDJSON stream unless "stream": false
                                                     (Ollama's own default is to stream!)
     GET  /api/tags                                  Ollama model list
+    (Cohere, Mistral, HF Inference, Replicate, transcriptions: see ``tests.fakes.extra``)
     anything else                                   404 {"error":{"message":"not found",...}}
+    WebSocket upgrades (any path)                   realtime: OpenAI Realtime / Gemini Live, see
+                                                    tests/fakes/realtime.py (``app.realtime``)
 
 Content is deterministic: ``chunks`` content pieces ``"chunk0 "``, ``"chunk1 "``, ... (the non-stream
 text is their concatenation). Usage: prompt tokens = ``prompt_tokens`` (default 10), completion tokens =
@@ -100,6 +103,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
+
+from tests.fakes.realtime import FakeRealtime
 
 if TYPE_CHECKING:
     from tests.servers import ServerThread
@@ -765,6 +770,7 @@ class FakeUpstream:
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
         self._release_generation = 0
+        self.realtime = FakeRealtime()  # the providers' realtime WebSockets
         self._apply_defaults()
 
     # ---------------------------------------------------------------- steering API
@@ -780,6 +786,7 @@ class FakeUpstream:
             self._rules.clear()
             self.requests.clear()
             self._apply_defaults()
+        self.realtime.reset()
         self.release()
 
     def release(self) -> None:
@@ -844,7 +851,7 @@ class FakeUpstream:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": "fake upstream speaks HTTP only"})
+            await self.realtime(scope, receive, send)  # tests/fakes/realtime.py
         else:
             await self._http(scope, receive, send)
 
@@ -993,6 +1000,12 @@ class FakeUpstream:
             return _JsonReply(error_body(provider, 400, message), 400)
 
         not_found = _JsonReply({"error": {"message": "not found", "type": "invalid_request_error"}}, 404)
+        from tests.fakes import extra  # more providers' formats; imported late: it imports this module
+
+        found = extra.route(method, path)
+        if found is not None:
+            extra_handler, json_only = found
+            return (json_only and needs_json()) or extra_handler(ctx())
         if method == "GET":
             if path == "/api/tags":
                 return _ollama_tags(ctx(), self.models)

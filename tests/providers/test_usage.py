@@ -706,3 +706,19 @@ def test_tracker_error_event_ends_a_partial_event_first() -> None:
     tracker = StreamTracker("ollama")
     tracker.feed(OLLAMA_STREAM[:30])
     assert tracker.error_event("lost") == b'\n{"error":"lost"}\n'
+
+
+def test_replicate_prediction_metrics_are_usage() -> None:
+    """Issue 11 defect 7: Replicate reports token counts in ``metrics``."""
+    prediction = {
+        "id": "p1",
+        "model": "meta/meta-llama-3-8b-instruct",
+        "status": "succeeded",
+        "output": ["Hi", "!"],
+        "metrics": {"predict_time": 0.4, "input_token_count": 12, "output_token_count": 2},
+    }
+    model, usage = usage_from_json("replicate", json.dumps(prediction).encode())
+    assert model == "meta/meta-llama-3-8b-instruct"
+    assert (usage.tokens_in, usage.tokens_out) == (12, 2)
+    _, pending = usage_from_json("replicate", json.dumps({"status": "starting", "metrics": {}}).encode())
+    assert not pending.known()

@@ -351,8 +351,11 @@ def test_auth_by_header_and_by_subprotocol_and_refusal_without(make_gateway) -> 
             with ws_connect(server, **kwargs):
                 pass
         assert refused.value.response.status_code == 401
-    names = {r["event_id"]: r["token_name"] for r in rows(server)}
+    logged = rows(server)
+    names = {r["event_id"]: r["token_name"] for r in logged if r["status_code"] != 401}
     assert names == {"by-header": "app", "by-subprotocol": "app"}
+    # The refused upgrades are logged like refused HTTP requests; accepted sockets get no row.
+    assert sorted(r["status_code"] for r in logged) == [200, 200, 401, 401]
 
 
 def test_bad_session_header_refuses_the_upgrade(make_gateway) -> None:
@@ -372,11 +375,11 @@ def test_mounted_gateway_and_other_websocket_paths(make_gateway) -> None:
     with ws_connect(server, "/ai/") as ws:
         ws.send(create(chat("mounted")))
         assert recv(ws)["type"] == "universal.created"
-    # Realtime pass-through is not implemented: a non-root WebSocket is refused.
+    # Other paths are the realtime pass-through (tests/realtime/): a provider without one is a 404.
     with pytest.raises(InvalidStatus) as refused:
-        with ws_connect(server, "/ai/openai/realtime"):
+        with ws_connect(server, "/ai/anthropic/v1/messages"):
             pass
-    assert refused.value.response.status_code == 403
+    assert refused.value.response.status_code == 404
 
 
 def test_each_message_is_traced_once(fake_upstream: RunningFake, serve) -> None:
