@@ -40,7 +40,29 @@ __all__ = ["AdminGuard", "AuthMiddleware", "TokenTable", "bearer_token", "hash_t
 
 SUBPROTOCOL_PREFIX = "cf-aig-authorization."
 _WWW_AUTHENTICATE = (b"www-authenticate", b'Bearer realm="aigw"')
-_FORWARDING_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
+# Headers a proxy (or a CDN, a load balancer) adds to say who the client really is. Any of them on
+# a request from a loopback peer means the peer is a proxy, not the client: not "local". Every
+# ``x-forwarded-*`` counts too.
+_FORWARDING_HEADERS = frozenset(
+    {
+        b"forwarded",
+        b"forwarded-for",
+        b"x-forwarded",
+        b"x-real-ip",
+        b"true-client-ip",
+        b"x-client-ip",
+        b"client-ip",
+        b"cf-connecting-ip",
+        b"cf-connecting-ipv6",
+        b"fastly-client-ip",
+        b"x-cluster-client-ip",
+        b"x-original-forwarded-for",
+        b"x-appengine-user-ip",
+        b"x-azure-clientip",
+        b"x-azure-socketip",
+        b"via",
+    }
+)
 
 
 def hash_token(token: str | bytes) -> str:
@@ -221,9 +243,10 @@ class AdminGuard:
     """Guards the admin API: ``Bearer <admin_token>`` in ``Authorization`` or ``cf-aig-authorization``.
 
     With no ``admin_token`` configured only loopback clients pass (``scope["client"]`` in
-    127.0.0.0/8 or ::1) — and a request carrying a forwarding header (``X-Forwarded-For``,
-    ``Forwarded``, ``X-Real-IP`` or the configured ``trusted_proxy_header``) does not count as
-    loopback, since a reverse proxy on the same host makes every remote client look local.
+    127.0.0.0/8 or ::1) — and a request carrying any forwarding header (``Forwarded``,
+    ``X-Forwarded-*``, ``X-Real-IP``, ``True-Client-IP``, ``X-Client-IP``, ``CF-Connecting-IP``,
+    ``Via``…, or the configured ``trusted_proxy_header``) does not count as loopback, since a
+    reverse proxy on the same host makes every remote client look local.
     Gateway tokens never open the admin API. Denial: 401 with code 2009.
     """
 
@@ -248,7 +271,7 @@ class AdminGuard:
             client = scope.get("client")
             if not client or not is_loopback(client[0]):
                 return False
-            return not any(key in self._forwarding for key, _ in headers)
+            return not any(key in self._forwarding or key.startswith(b"x-forwarded-") for key, _ in headers)
         ok = False
         for key, value in headers:
             if key == b"authorization" or key == b"cf-aig-authorization":

@@ -216,3 +216,6 @@ def test_admin_without_token_answers_loopback_clients_only(make_gateway) -> None
     assert httpx.get(health).status_code == 200  # the test client is on 127.0.0.1
     forwarded = httpx.get(health, headers={"x-forwarded-for": "203.0.113.7"})
     assert forwarded.status_code == 401 and forwarded.json()["error"][0]["code"] == 2009
+    # A proxy on the same host that names the client only in True-Client-IP / X-Client-IP (issue 11).
+    for name in ("true-client-ip", "x-client-ip"):
+        assert httpx.get(health, headers={name: "203.0.113.7"}).status_code == 401, name
