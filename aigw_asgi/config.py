@@ -56,6 +56,7 @@ class GatewayConfig:
     admin_token: str | None = field(default=None, repr=False)
     max_request_bytes: int = 26_214_400  # 25 MiB, Cloudflare's cacheable-request limit
     body_timeout_ms: int = 60_000  # the whole request body must arrive within this, else 408
+    auth_failures_per_minute: int = 30  # per client address; then 429 for the rest of the minute; 0 = off
     trusted_proxy_header: str | None = None  # e.g. "x-forwarded-for": where the client IP comes from
     # Which providers this gateway calls: None = every built-in and configured custom provider.
     # Anything else is refused with 400 code 2008 before any upstream call (fewer doors).
@@ -314,6 +315,7 @@ def validate(config: Config) -> Config:
     _check(g.mount_path.startswith("/"), "gateway.mount_path", "must start with '/'")
     _check(g.max_request_bytes > 0, "gateway.max_request_bytes", "must be positive")
     _check(g.body_timeout_ms > 0, "gateway.body_timeout_ms", "must be positive")
+    _check(g.auth_failures_per_minute >= 0, "gateway.auth_failures_per_minute", "must be 0 (off) or positive")
     for i, tok in enumerate(g.tokens):
         key = f"gateway.tokens[{i}]"
         _check(bool(tok.name), f"{key}.name", "required")

@@ -23,7 +23,7 @@ from typing import Any
 
 from ._asgi import body_deadline, lifespan_loop
 from .admin import AdminApp
-from .auth import AdminGuard, AuthMiddleware
+from .auth import AdminGuard, AuthMiddleware, throttle_from_config
 from .cache import CacheMiddleware
 from .config import Config, validate
 from .context import ensure_context, route_path
@@ -102,7 +102,9 @@ class Gateway:
         self.universal = UniversalMiddleware(
             self.cache, self.config, providers=self.providers, routes=routes, websocket=websocket
         )
-        self.auth = AuthMiddleware(self.universal, gateway)
+        # One failure count per client address for gateway and admin tokens: guessing either costs the same.
+        throttle = throttle_from_config(gateway)
+        self.auth = AuthMiddleware(self.universal, gateway, throttle=throttle)
         self.telemetry = TelemetryMiddleware(self.auth, telemetry=self.recorder)
         self.app: ASGIApp = self.telemetry
         self.admin = AdminGuard(
@@ -114,6 +116,7 @@ class Gateway:
                 prices=self.recorder.prices,
             ),
             gateway,
+            throttle=throttle,
         )
 
         self._body_timeout = gateway.body_timeout_ms / 1000
