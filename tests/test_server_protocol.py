@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from tests.fakes.upstream import RunningFake
-from tests.servers import free_port, wait_for_port
 
 HANG_GUARD_S = 15  # far beyond every bound below: reaching it means the server kept the socket
 TOKEN = "tok-slow-clients-1"
@@ -29,13 +25,11 @@ Serve = Callable[..., int]
 
 
 @pytest.fixture
-def aigw_serve(tmp_path: Path, fake_upstream: RunningFake) -> Iterator[Serve]:
-    """``aigw_serve(extra_toml) -> port``: a real ``aigw serve`` process on the fake provider."""
-    procs: list[subprocess.Popen[bytes]] = []
+def serve_slow(aigw_serve: Callable[[str], int], fake_upstream: RunningFake) -> Serve:
+    """``serve_slow(extra_toml, header_timeout_ms=500) -> port``: ``aigw serve`` on the fake provider."""
 
     def start(extra: str = "", header_timeout_ms: int = 500) -> int:
-        path = tmp_path / f"aigw-{len(procs)}.toml"
-        path.write_text(
+        return aigw_serve(
             f"""
 [server]
 header_timeout_ms = {header_timeout_ms}
@@ -48,26 +42,8 @@ store = "memory://"
 base_url = "{fake_upstream.url}/v1"
 """
         )
-        port = free_port()
-        log_path = tmp_path / f"aigw-{len(procs)}.log"
-        with log_path.open("wb") as log:
-            cmd = [sys.executable, "-m", "aigw_asgi", "serve", "--config", str(path), "--port", str(port)]
-            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
-        try:
-            wait_for_port(port, timeout=20)
-        except TimeoutError:
-            raise AssertionError(log_path.read_text()) from None
-        return port
 
-    yield start
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return start
 
 
 def connect(port: int) -> socket.socket:
@@ -102,8 +78,8 @@ def request_head(path: str = "/openai/chat/completions", **headers: str) -> byte
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def test_half_sent_headers_get_408_and_the_connection_closes(aigw_serve: Serve) -> None:
-    port = aigw_serve()
+def test_half_sent_headers_get_408_and_the_connection_closes(serve_slow: Serve) -> None:
+    port = serve_slow()
     with connect(port) as sock:
         sock.sendall(b"POST /openai/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nx-half: ")
         started = time.monotonic()
@@ -114,16 +90,16 @@ def test_half_sent_headers_get_408_and_the_connection_closes(aigw_serve: Serve) 
     assert b"connection: close" in response.lower()
 
 
-def test_a_connection_that_never_speaks_is_closed(aigw_serve: Serve) -> None:
-    port = aigw_serve()
+def test_a_connection_that_never_speaks_is_closed(serve_slow: Serve) -> None:
+    port = serve_slow()
     with connect(port) as sock:
         status, _ = status_and_error(read_until_closed(sock))
     assert status == 408
 
 
-def test_headers_trickled_a_byte_at_a_time_are_cut_off(aigw_serve: Serve) -> None:
+def test_headers_trickled_a_byte_at_a_time_are_cut_off(serve_slow: Serve) -> None:
     """Each byte resets nothing: the deadline counts from the request's first byte."""
-    port = aigw_serve()
+    port = serve_slow()
     head = request_head(**{"content-length": str(len(CHAT))})
     with connect(port) as sock:
         sock.settimeout(0.05)
@@ -140,8 +116,8 @@ def test_headers_trickled_a_byte_at_a_time_are_cut_off(aigw_serve: Serve) -> Non
     assert status_and_error(received)[0] == 408
 
 
-def test_oversized_headers_get_431_and_the_connection_closes(aigw_serve: Serve) -> None:
-    port = aigw_serve("max_header_bytes = 4096")
+def test_oversized_headers_get_431_and_the_connection_closes(serve_slow: Serve) -> None:
+    port = serve_slow("max_header_bytes = 4096")
     with connect(port) as sock:
         sock.sendall(b"POST /openai/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n")
         for i in range(100):
@@ -150,8 +126,8 @@ def test_oversized_headers_get_431_and_the_connection_closes(aigw_serve: Serve) 
     assert status == 431 and error == {"code": 2004, "message": "Request headers too large"}
 
 
-def test_a_stalled_body_gets_408_with_the_envelope_and_the_connection_closes(aigw_serve: Serve) -> None:
-    port = aigw_serve("\n[gateway]\nbody_timeout_ms = 500")
+def test_a_stalled_body_gets_408_with_the_envelope_and_the_connection_closes(serve_slow: Serve) -> None:
+    port = serve_slow("\n[gateway]\nbody_timeout_ms = 500")
     with connect(port) as sock:
         sock.sendall(request_head(**{"content-length": "100"}) + CHAT[:10])
         response = read_until_closed(sock)
@@ -160,8 +136,8 @@ def test_a_stalled_body_gets_408_with_the_envelope_and_the_connection_closes(aig
     assert b"cf-aig-log-id" in response.lower()
 
 
-def test_a_chunked_body_trickled_a_byte_at_a_time_gets_408(aigw_serve: Serve) -> None:
-    port = aigw_serve("\n[gateway]\nbody_timeout_ms = 500")
+def test_a_chunked_body_trickled_a_byte_at_a_time_gets_408(serve_slow: Serve) -> None:
+    port = serve_slow("\n[gateway]\nbody_timeout_ms = 500")
     with connect(port) as sock:
         sock.sendall(request_head(**{"transfer-encoding": "chunked"}))
         sock.settimeout(0.1)
@@ -179,9 +155,9 @@ def test_a_chunked_body_trickled_a_byte_at_a_time_gets_408(aigw_serve: Serve) ->
     assert status == 408 and error is not None and error["code"] == 2004
 
 
-def test_an_unauthenticated_stalled_body_is_refused_and_then_closed(aigw_serve: Serve) -> None:
+def test_an_unauthenticated_stalled_body_is_refused_and_then_closed(serve_slow: Serve) -> None:
     """The gateway answers 401 without reading the body; the server then stops waiting for it."""
-    port = aigw_serve(
+    port = serve_slow(
         f'\n[gateway]\nbody_timeout_ms = 500\nauthentication = true\ntokens = [{{name = "a", token = "{TOKEN}"}}]'
     )
     with connect(port) as sock:
@@ -190,9 +166,9 @@ def test_an_unauthenticated_stalled_body_is_refused_and_then_closed(aigw_serve: 
     assert status == 401 and error is not None and error["code"] == 2009
 
 
-def test_a_prompt_client_is_unaffected(aigw_serve: Serve, fake_upstream: RunningFake) -> None:
+def test_a_prompt_client_is_unaffected(serve_slow: Serve, fake_upstream: RunningFake) -> None:
     """Headers in several packets within the deadline, then keep-alive requests on one connection."""
-    port = aigw_serve()
+    port = serve_slow()
     head = request_head(**{"content-length": str(len(CHAT))})
     with connect(port) as sock:
         sock.sendall(head[:20])
@@ -206,8 +182,8 @@ def test_a_prompt_client_is_unaffected(aigw_serve: Serve, fake_upstream: Running
     assert len(fake_upstream.app.requests) == 4
 
 
-def test_connections_beyond_limit_concurrency_get_503(aigw_serve: Serve) -> None:
-    port = aigw_serve("limit_concurrency = 3", header_timeout_ms=20000)
+def test_connections_beyond_limit_concurrency_get_503(serve_slow: Serve) -> None:
+    port = serve_slow("limit_concurrency = 3", header_timeout_ms=20000)
     holders = [connect(port) for _ in range(2)]
     for sock in holders:
         sock.sendall(b"POST /openai/chat/completions HTTP/1.1\r\n")  # holding a slot, headers unsent
