@@ -7,16 +7,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
+from .headers import header
 from .types import Headers, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from .context import RequestContext
-
-# Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never the message, so no
-# layer forwards, stores or replays them.
-HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
-)
 
 
 async def read_body(ctx: RequestContext, receive: Receive, limit: int) -> bytes:
@@ -179,20 +174,6 @@ def replay_receive(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return receive_replay
-
-
-def set_headers(headers: Headers, extra: Headers) -> Headers:
-    """``headers`` with every name in ``extra`` replaced by ``extra``'s values."""
-    names = {name for name, _ in extra}
-    return [h for h in headers if h[0] not in names] + extra
-
-
-def header(headers: Headers, name: bytes) -> bytes | None:
-    """The first value of header ``name`` (lowercase, as ASGI and the transports give names)."""
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
 
 
 async def send_json(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:

@@ -3,14 +3,17 @@
     GET    /admin/health                    gateway id, log writer and store state
     GET    /admin/logs                      filtered, ordered, paged rows (no bodies)
     DELETE /admin/logs                      rows matching the filters (no filter: needs all=true)
-    GET    /admin/logs/{id}                 one row
+    GET    /admin/logs/{id}                 one row (?bodies=true: with the stored bodies as text)
     PATCH  /admin/logs/{id}                 {"feedback": -1|0|1|null, "score": 0-100|null, "metadata": {...}}
     DELETE /admin/logs/{id}                 one row
     GET    /admin/logs/{id}/request         the stored request body
     GET    /admin/logs/{id}/response        the stored response body
     GET    /admin/analytics                 totals and groups (time, provider, model, metadata.KEY)
     GET    /admin/prices                    the effective price table
+    GET    /admin/cache                     the cache storage: kind, entries and bytes where it can tell
     DELETE /admin/cache                     purge all, ?key=K or ?provider=P
+    GET    /admin/config                    the effective config, every secret masked; providers
+    GET    /admin/                          the dashboard (dashboard/), assets under /admin/assets/
 
 Answers use Cloudflare's v4 envelope (``{"success":true,"result":…,"result_info":…}``), errors
 the gateway's error envelope — Starlette's own 404/405/413 answers included, through the
@@ -35,14 +38,16 @@ from typing import Any, Protocol
 from starlette.exceptions import HTTPException
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
+from . import dashboard
 from .cache.storage import CacheStorage
 from .config import Config
 from .context import route_path
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, StoreUnavailable
 from .options import parse_metadata
+from .settings import masked_config, providers_view
 from .telemetry.cost import PriceTable
 from .telemetry.query import LogQuery, parse_query
 from .telemetry.records import LogRecord
@@ -123,7 +128,10 @@ class AdminApp:
             Route("/logs/{log_id}/response", partial(self.log_body, "response"), methods=["GET"]),
             Route("/analytics", self.analytics, methods=["GET"]),
             Route("/prices", self.list_prices, methods=["GET"]),
+            Route("/cache", self.cache_stats, methods=["GET"]),
             Route("/cache", self.purge_cache, methods=["DELETE"]),
+            Route("/config", self.effective_config, methods=["GET"]),
+            *dashboard.routes(admin_token=bool(self.config.gateway.admin_token)),
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -134,8 +142,13 @@ class AdminApp:
         # Route below /admin, trailing slashes ignored (``/admin/logs/`` is ``/admin/logs``).
         # ``app`` in the scope makes Starlette raise its 404/405 instead of answering in plain
         # text, so the handlers below can answer them in the gateway's envelope.
-        sub = route_path(scope)[len(PREFIX) :].rstrip("/") or "/"
+        sub = route_path(scope)[len(PREFIX) :]
         prefix = scope.get("root_path", "") + PREFIX
+        if not sub and scope["method"] in ("GET", "HEAD"):
+            # The dashboard's relative URLs resolve against "/admin/", never "/admin".
+            await RedirectResponse(prefix + "/")(scope, receive, send)
+            return
+        sub = sub.rstrip("/") or "/"
         child = dict(scope, app=self, root_path=prefix, path=prefix + sub)
         await self.app(child, receive, send)
 
@@ -169,7 +182,9 @@ class AdminApp:
         return Envelope({"deleted": await self.store.delete(q)})
 
     async def get_log(self, request: Request) -> Response:
-        return Envelope((await self._row(request.path_params["log_id"])).to_dict())
+        bodies = request.query_params.get("bodies", "").lower() in ("true", "1")  # the dashboard's detail pane
+        row = await self._row(request.path_params["log_id"], bodies=bodies)
+        return Envelope(row.to_dict(bodies=bodies))
 
     async def patch_log(self, request: Request) -> Response:
         changes = validate_patch(await _read_json(request))
@@ -198,6 +213,14 @@ class AdminApp:
 
     async def list_prices(self, request: Request) -> Response:
         return Envelope(self.prices.to_dict())
+
+    async def cache_stats(self, request: Request) -> Response:
+        stats = getattr(self.cache, "stats", None)  # optional in the CacheStorage protocol
+        counts = await stats() if stats is not None else {"entries": None, "bytes": None}
+        return Envelope({"storage": type(self.cache).__name__, **counts})
+
+    async def effective_config(self, request: Request) -> Response:
+        return Envelope({"config": masked_config(self.config), "providers": providers_view(self.config)})
 
     async def purge_cache(self, request: Request) -> Response:
         params = _params(request)
@@ -247,7 +270,7 @@ class AdminApp:
         for route in self.router.routes:
             if isinstance(route, Route) and route.methods and route.path_regex.match(path):
                 methods |= route.methods - {"HEAD"}
-        return sorted(methods)
+        return sorted(methods) or ["GET"]  # the dashboard's static files
 
     # -- helpers --------------------------------------------------------------------------------
 

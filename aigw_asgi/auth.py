@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ._asgi import deny_websocket
 from .config import GatewayConfig, TokenConfig
@@ -323,13 +323,23 @@ class AdminGuard:
     reverse proxy on the same host makes every remote client look local.
     Gateway tokens never open the admin API. Denial: 401 with code 2009; an address with too
     many failures gets 429 code 2003 (``throttle``, shared with `AuthMiddleware`).
+
+    ``public`` names requests that need no token *when one is configured* — the dashboard's
+    static page, which holds no data and asks for the token itself. Without an admin token
+    they stay loopback-only like the rest.
     """
 
     def __init__(
-        self, app: ASGIApp, config: GatewayConfig | None = None, *, throttle: FailureThrottle | None = None
+        self,
+        app: ASGIApp,
+        config: GatewayConfig | None = None,
+        *,
+        public: Callable[[Scope], bool] | None = None,
+        throttle: FailureThrottle | None = None,
     ) -> None:
         self.app = app
         self.config = config or GatewayConfig()
+        self.public = public
         self.throttle = _throttled(throttle, self.config, throttle is not None)
         token = self.config.admin_token
         self._digest = hashlib.sha256(token.encode()).digest() if token else None
@@ -356,6 +366,8 @@ class AdminGuard:
 
     def allowed(self, scope: Scope) -> bool:
         headers = scope.get("headers", ())
+        if self._digest is not None and self.public is not None and self.public(scope):
+            return True
         if self._digest is None:
             client = scope.get("client")
             if not client or not is_loopback(client[0]):

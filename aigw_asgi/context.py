@@ -23,8 +23,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from . import _json
-from ._asgi import header
 from .errors import GatewayError
+from .headers import header
 from .types import Headers, Scope
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ class RequestContext:
     cost: float | None = None
     custom_cost: bool = False
     rate_limited_by: str | None = None
+    cache_vary: dict[str, Any] | None = field(default=None, repr=False)  # /compat: the client's own body, also keyed
     error: str | None = None  # a human message, secrets redacted
     error_code: int | None = None  # gateway error code (2003, 2005…) when the gateway made the answer
     error_type: str | None = None  # low-cardinality: "429", "timeout", exception class…

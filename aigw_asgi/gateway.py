@@ -3,6 +3,7 @@
     request ─▶ TelemetryMiddleware   times it, logs every attempt, spans and metrics
              ─▶ AuthMiddleware        gateway token (cache hits are authenticated too)
              ─▶ UniversalMiddleware   POST / and WebSocket GET /: each step through the stack below
+             ─▶ CompatMiddleware      /compat/*: one client shape, translated steps through the stack below
              ─▶ CacheMiddleware       HIT answers here: logged, never rate-limited
              ─▶ RateLimitMiddleware   counts what reaches a provider
              ─▶ ProviderRouter        /{provider}/{path} pass-through, retries, usage
@@ -25,8 +26,10 @@ from ._asgi import body_deadline, lifespan_loop
 from .admin import AdminApp
 from .auth import AdminGuard, AuthMiddleware, throttle_from_config
 from .cache import CacheMiddleware
+from .compat import CompatMiddleware
 from .config import Config, validate
 from .context import ensure_context, route_path
+from .dashboard import is_shell
 from .errors import GatewayError, NotFound, send_error
 from .providers.registry import ProviderRegistry
 from .ratelimit import RateLimitMiddleware
@@ -93,14 +96,15 @@ class Gateway:
             self.config, store=log_store, tracer_provider=tracer_provider, meter_provider=meter_provider
         )
         routes = compile_routes(self.config.routes)
+        self.compat = CompatMiddleware(self.cache, self.config, providers=self.providers, routes=routes)
         websocket = WebSocketAPI(
-            StepRunner(self.cache, self.providers, routes),
+            StepRunner(self.compat, self.providers, routes),
             self.config,
             telemetry=self.recorder,
             rate_limit=self.rate_limit,
         )
         self.universal = UniversalMiddleware(
-            self.cache, self.config, providers=self.providers, routes=routes, websocket=websocket
+            self.compat, self.config, providers=self.providers, routes=routes, websocket=websocket
         )
         # One failure count per client address for gateway and admin tokens: guessing either costs the same.
         throttle = throttle_from_config(gateway)
@@ -117,6 +121,7 @@ class Gateway:
             ),
             gateway,
             throttle=throttle,
+            public=is_shell,
         )
 
         self._body_timeout = gateway.body_timeout_ms / 1000

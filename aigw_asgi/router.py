@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import _json, multipart
-from ._asgi import HOP_BY_HOP, ClientDisconnected, ClientWatch, header, lifespan_loop, read_body
+from ._asgi import ClientDisconnected, ClientWatch, lifespan_loop, read_body
 from .config import Config
 from .context import ErrorType, RequestContext, ensure_context
 from .errors import (
@@ -34,6 +34,7 @@ from .errors import (
     UpstreamUnreachable,
     send_error,
 )
+from .headers import HOP_BY_HOP, header
 from .options import RequestOptions
 from .providers.paths import check_path, quote_path
 from .providers.registry import Provider, ProviderRegistry, dialect, join_url, model_from

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ._asgi import replay_receive, set_headers
+from ._asgi import replay_receive
 from .context import ErrorType, RequestContext
 from .errors import GatewayError, UpstreamError, send_error
+from .headers import set_headers
 from .providers.registry import ProviderRegistry
 from .routing.balance import Route, is_target_failure
 from .steps import FRAMING, PlannedStep, expand, parse_steps

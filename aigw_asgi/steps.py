@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from ._asgi import set_headers
 from .bounds import BACKOFFS, MAX_ATTEMPTS, REQUEST_TIMEOUT_MS, RETRY_DELAY_MS, Range
 from .errors import InvalidProvider, InvalidRequest
+from .headers import set_headers
 from .options import parse_options
 from .routing.balance import Route
 from .types import Headers
@@ -174,7 +174,7 @@ def parse_step(raw: Any, index: int, providers: Container[str], routes: Mapping[
     if dynamic:
         if provider[8:] not in routes:
             raise InvalidProvider(f"Invalid provider: {where}.provider: no route named {provider[8:64]!r}")
-    elif provider not in providers:
+    elif provider not in providers and provider != "compat":  # "compat": the unified API (compat/)
         raise InvalidProvider(f"Invalid provider: {where}.provider {provider[:64]!r}")
     endpoint = raw.get("endpoint")
     if endpoint is not None or not dynamic:

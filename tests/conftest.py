@@ -184,7 +184,13 @@ def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         client.close()
 
 
-_WINDOW_SENSITIVE = ("tests/ratelimit/", "tests/websocket/", "tests/telemetry/test_logs_e2e.py", "tests/robustness/")
+_WINDOW_SENSITIVE = (
+    "tests/ratelimit/",
+    "tests/websocket/",
+    "tests/telemetry/test_logs_e2e.py",
+    "tests/robustness/",
+    "tests/compat/test_middleware.py",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,8 @@
 
 Why a test: a cycle held together by a lazy import (the version once lived in the package root,
 imported by telemetry modules the root imports) breaks the day someone tidies an import to the
-top of a file. Every ``import`` counts here, lazy ones included; only ``TYPE_CHECKING`` blocks
-are exempt, since they never run.
+top of a file. Every ``import`` counts here: lazy ones, and ``TYPE_CHECKING`` ones too (a module
+that needs another's types to be read is coupled to it as surely as one that runs its code).
 """
 
 from __future__ import annotations
@@ -21,13 +21,6 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(path: Path, modules: set[str]) -> set[str]:
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -35,10 +28,6 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
-                for other in child.orelse:
-                    visit(other)
-                continue
             if isinstance(child, ast.ImportFrom):
                 base = package
                 for _ in range(child.level - 1):

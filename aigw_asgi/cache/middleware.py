@@ -102,7 +102,10 @@ class CacheMiddleware:
             path=relative_path(known, rest) if known is not None else rest,
             query=scope.get("query_string", b""),
             credential=policy.credential_hash(ctx.headers),
-            body=policy.canonical_body(body, parsed, ctx.header(b"content-type")),
+            # /compat: the body sent is a translation; the client's own body keys it too, so a
+            # field a translation leaves out (``user``) never merges two requests' entries.
+            body=policy.canonical_body(body, parsed, ctx.header(b"content-type"))
+            + (b"\x00" + policy.canonical_body(b"", ctx.cache_vary) if ctx.cache_vary is not None else b""),
             stream=policy.stream_flag(parsed),
             custom_key=ctx.options.cache_key,
             token=ctx.token_name,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import multipart
-from .._asgi import HOP_BY_HOP
+from ..headers import HOP_BY_HOP
 from ..options import RequestOptions
 from ..types import Headers
 

@@ -1,6 +1,6 @@
 """Where cached answers live: one small protocol, a memory LRU and Redis (single node or Cluster).
 
-    CacheStorage            get / set / delete / purge / aclose
+    CacheStorage            get / set / delete / purge / aclose (and optionally stats, for the dashboard)
     ├── MemoryStorage       memory://  LRU bounded by total bytes; expired entries drop on touch
     └── RedisStorage        redis:// rediss:// redis+cluster://  redis-py asyncio, short timeouts
 
@@ -165,6 +165,10 @@ class MemoryStorage:
     async def aclose(self) -> None:
         return None
 
+    async def stats(self) -> dict[str, int | None]:
+        """What the dashboard shows: entries and the bytes they count against ``max_bytes``."""
+        return {"entries": len(self._entries), "bytes": self.size}
+
     def _drop(self, key: str) -> bool:
         item = self._entries.pop(key, None)
         if item is None:
@@ -299,6 +303,14 @@ class RedisStorage:
             if batch:
                 count += await client.unlink(*batch)
         return count
+
+    async def stats(self) -> dict[str, int | None]:
+        """Entries counted with SCAN (bounded like a purge); their bytes Redis cannot tell cheaply."""
+        count = 0
+        async with asyncio.timeout(self.purge_timeout):
+            async for _ in self._redis().scan_iter(match=_escape_glob(self.prefix) + "*", count=1000):
+                count += 1
+        return {"entries": count, "bytes": None}
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
-from .._asgi import HOP_BY_HOP
 from ..auth import SUBPROTOCOL_PREFIX
 from ..context import RequestContext
 from ..errors import InvalidRequest, UnknownByokAlias
+from ..headers import HOP_BY_HOP
 from ..providers.registry import Provider, ProviderKey, realtime_endpoint
 from ..types import Scope
 

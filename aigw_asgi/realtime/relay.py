@@ -21,7 +21,7 @@ from ..context import CLIENT_DISCONNECTED, ErrorType, RequestContext
 from ..ratelimit.middleware import SESSION_DEBIT
 from ..telemetry.records import LOG_METADATA
 from ..types import Message, Receive, Send
-from ..websocket import frame_size
+from ..wsframes import frame_size
 from .events import SessionMeter
 from .handshake import UpstreamPlan, accepted_subprotocol
 

@@ -211,3 +211,24 @@ def test_redis_storage_reopens_in_a_new_event_loop_after_aclose(redis_url: str) 
 
     assert asyncio.run(roundtrip("openai:1"))
     assert asyncio.run(roundtrip("openai:2"))
+
+
+async def test_stats_count_entries_and_bytes_where_the_storage_can(redis_url: str) -> None:
+    memory = MemoryStorage()
+    assert await memory.stats() == {"entries": 0, "bytes": 0}
+    await memory.set("openai:1", entry(), ttl=60)
+    await memory.set("anthropic:1", entry(provider="anthropic"), ttl=60)
+    assert await memory.stats() == {"entries": 2, "bytes": 2 * entry().size}
+
+    store = RedisStorage(redis_url, gateway_id="gw")
+    other = RedisStorage(redis_url, gateway_id="gw*")  # a glob character in the id counts only itself
+    try:
+        assert await store.stats() == {"entries": 0, "bytes": None}
+        await store.set("openai:1", entry(), ttl=60)
+        await store.set("openai:2", entry(), ttl=60)
+        await other.set("openai:1", entry(), ttl=60)
+        assert await store.stats() == {"entries": 2, "bytes": None}  # Redis cannot tell bytes cheaply
+        assert await other.stats() == {"entries": 1, "bytes": None}
+    finally:
+        await store.aclose()
+        await other.aclose()

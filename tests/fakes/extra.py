@@ -234,4 +234,8 @@ def _transcription(ctx: _Ctx) -> _Reply:
 
 def _gemini_batch_embed(ctx: _Ctx) -> _Reply:
     requests = ctx.body.get("requests") or []
-    return _JsonReply({"embeddings": [{"values": _fake_vector(json.dumps(r.get("content")), 8)} for r in requests]})
+    embeddings = [
+        {"values": _fake_vector(json.dumps(r.get("content")), int(r.get("outputDimensionality") or 8))}
+        for r in requests
+    ]
+    return _JsonReply({"embeddings": embeddings})

@@ -35,6 +35,13 @@ text is their concatenation). Usage: prompt tokens = ``prompt_tokens`` (default 
 ``prompt_tokens_details.cached_tokens``, Anthropic ``cache_read_input_tokens``, Gemini
 ``cachedContentTokenCount``).
 
+Tool calls: a chat/messages/generateContent request that offers tools (and whose last turn is not a
+tool result, and whose tool choice is not "none") is answered with ``tool_calls`` (default 1) calls of
+its first tool with ``tool_arguments`` (default ``{"location": "Paris"}``) in each format's own shape,
+arguments streamed in pieces where the provider does (OpenAI, Anthropic; Gemini sends calls whole).
+``thinking=True`` adds reasoning: an Anthropic ``thinking`` block with a signature, Gemini ``thought``
+parts and a ``thoughtSignature`` on function calls, OpenAI-compatible ``reasoning_content``.
+
 Recording: every HTTP request is appended to ``app.requests`` as a :class:`RecordedRequest`
 (method, path, query_string, headers as a lowercase dict, raw body, parsed json, model, the effective
 :class:`Steering`, and whether the client disconnected before the response completed -- handy to prove
@@ -75,7 +82,8 @@ Steering -- three layers, later ones win:
        x-fake-status: 429         x-fake-delay: 0.5          x-fake-chunk-delay: 0.1
        x-fake-break-after: 2      x-fake-gzip: 1             x-fake-chunks: 3
        x-fake-hang: 1             x-fake-retry-after: 7      x-fake-prompt-tokens: 42
-       x-fake-cached-tokens: 4    x-fake-linger: 2
+       x-fake-cached-tokens: 4    x-fake-tool-calls: 2       x-fake-thinking: 1
+       x-fake-linger: 2
 
 Semantics: ``break_after=K`` on a stream sends the response headers and the first K frames (SSE events /
 NDJSON lines; K is clamped so the terminal frame is never sent) and then closes the connection without
@@ -146,6 +154,9 @@ class Steering:
     retry_after: str | None = "1"
     error_message: str | None = None
     response: RawResponse | None = None
+    tool_calls: int = 1
+    tool_arguments: str = '{"location": "Paris"}'
+    thinking: bool = False
 
 
 STEERING_FIELDS: frozenset[str] = frozenset(f.name for f in fields(Steering))
@@ -243,6 +254,40 @@ class _Ctx:
     @property
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
+
+    def tool_to_call(self) -> str | None:
+        """The tool this request gets calls of (see "Tool calls" in the module docstring), if any."""
+        body = self.body
+        tools = body.get("tools")
+        if not isinstance(tools, list) or not tools or self.steering.tool_calls <= 0:
+            return None
+        if self.provider == "gemini":
+            declarations = (tools[0] or {}).get("functionDeclarations") or [{}]
+            mode = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")
+            contents = body.get("contents") or [{}]
+            last = contents[-1].get("parts") or []
+            if mode == "NONE" or any("functionResponse" in p for p in last):
+                return None
+            return str(declarations[0].get("name"))
+        messages = body.get("messages") or [{}]
+        last_message = messages[-1] if isinstance(messages[-1], dict) else {}
+        choice = body.get("tool_choice")
+        if self.provider == "anthropic":
+            content = last_message.get("content")
+            if isinstance(choice, dict) and choice.get("type") == "none":
+                return None
+            if isinstance(content, list) and any(b.get("type") == "tool_result" for b in content):
+                return None
+            return str(tools[0].get("name"))
+        if choice == "none" or last_message.get("role") == "tool":
+            return None
+        return str((tools[0].get("function") or {}).get("name"))
+
+    def argument_pieces(self) -> list[str]:
+        """The tool arguments cut in three, as providers stream them."""
+        text = self.steering.tool_arguments
+        third = max(1, len(text) // 3)
+        return [text[:third], text[third : 2 * third], text[2 * third :]]
 
 
 def _truthy(value: str) -> bool:
@@ -375,8 +420,13 @@ def _openai_chat(ctx: _Ctx) -> _Reply:
     model = str(ctx.body.get("model", "gpt-4o-mini"))
     cid = _new_id("chatcmpl-fake")
     created = int(time.time())
+    tool = ctx.tool_to_call()
+    if tool is not None:
+        return _openai_tool_calls(ctx, tool, model, cid, created)
     if not ctx.stream:
         message = {"role": "assistant", "content": ctx.text, "refusal": None, "annotations": []}
+        if ctx.steering.thinking:
+            message["reasoning_content"] = "let me think"
         return _JsonReply(
             {
                 "id": cid,
@@ -414,6 +464,8 @@ def _openai_chat(ctx: _Ctx) -> _Reply:
         return obj
 
     frames = [_sse(chunk({"role": "assistant", "content": "", "refusal": None}, None))]
+    if ctx.steering.thinking:
+        frames.append(_sse(chunk({"reasoning_content": "let me think"}, None)))
     frames += [_sse(chunk({"content": word}, None)) for word in ctx.words]
     frames.append(_sse(chunk({}, "stop")))
     if include_usage:
@@ -421,6 +473,57 @@ def _openai_chat(ctx: _Ctx) -> _Reply:
         usage_chunk["choices"] = []
         usage_chunk["usage"] = _openai_usage(ctx)
         frames.append(_sse(usage_chunk))
+    frames.append(_sse("[DONE]"))
+    return _StreamReply(frames, "text/event-stream; charset=utf-8")
+
+
+def _openai_tool_calls(ctx: _Ctx, tool: str, model: str, cid: str, created: int) -> _Reply:
+    calls = [(f"call_fake{i}", tool) for i in range(ctx.steering.tool_calls)]
+    usage = _openai_usage(ctx)
+    if not ctx.stream:
+        message = {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": ctx.steering.tool_arguments},
+                }
+                for call_id, name in calls
+            ],
+        }
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+        return _JsonReply(
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [choice],
+                "usage": usage,
+            }
+        )
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]}
+        return _sse(obj)
+
+    frames = [chunk({"role": "assistant", "content": None}, None)]
+    for index, (call_id, name) in enumerate(calls):
+        start = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        frames.append(chunk({"tool_calls": [start]}, None))
+        frames += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None)
+            for piece in ctx.argument_pieces()
+        ]
+    frames.append(chunk({}, "tool_calls"))
+    stream_options = ctx.body.get("stream_options") or {}
+    if isinstance(stream_options, dict) and stream_options.get("include_usage"):
+        usage_chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+        frames.append(_sse({**usage_chunk, "choices": [], "usage": usage}))
     frames.append(_sse("[DONE]"))
     return _StreamReply(frames, "text/event-stream; charset=utf-8")
 
@@ -563,6 +666,9 @@ def _anthropic_messages(ctx: _Ctx) -> _Reply:
     model = str(ctx.body.get("model", "claude-fake-1"))
     mid = _new_id("msg_fake")
     headers = [("request-id", _new_id("req_fake"))]
+    tool = ctx.tool_to_call()
+    if tool is not None or ctx.steering.thinking:
+        return _anthropic_blocks(ctx, tool, model, mid, headers)
     if not ctx.stream:
         return _JsonReply(
             {
@@ -610,6 +716,65 @@ def _anthropic_messages(ctx: _Ctx) -> _Reply:
     return _StreamReply(frames, "text/event-stream; charset=utf-8", headers=headers)
 
 
+def _anthropic_blocks(ctx: _Ctx, tool: str | None, model: str, mid: str, headers: list[tuple[str, str]]) -> _Reply:
+    """An answer with thinking and/or tool_use blocks (the plain text answer is above)."""
+    blocks: list[dict[str, Any]] = []
+    if ctx.steering.thinking:
+        blocks.append({"type": "thinking", "thinking": "let me think", "signature": "c2lnLWFudGhyb3BpYw=="})
+    if tool is None:
+        blocks.append({"type": "text", "text": ctx.text})
+    else:
+        arguments = json.loads(ctx.steering.tool_arguments)
+        blocks += [
+            {"type": "tool_use", "id": f"toolu_fake{i}", "name": tool, "input": arguments}
+            for i in range(ctx.steering.tool_calls)
+        ]
+    stop = "end_turn" if tool is None else "tool_use"
+    if not ctx.stream:
+        return _JsonReply(
+            {
+                "id": mid,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": blocks,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": _anthropic_usage(ctx, ctx.completion_tokens),
+            },
+            headers=headers,
+        )
+    message = {"id": mid, "type": "message", "role": "assistant", "model": model, "content": []}
+    message |= {"stop_reason": None, "stop_sequence": None, "usage": _anthropic_usage(ctx, 1)}
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": message}]
+    for index, block in enumerate(blocks):
+        kind = block["type"]
+        if kind == "thinking":
+            start: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [
+                {"type": "thinking_delta", "thinking": block["thinking"]},
+                {"type": "signature_delta", "signature": block["signature"]},
+            ]
+        elif kind == "text":
+            start, deltas = {"type": "text", "text": ""}, [{"type": "text_delta", "text": w} for w in ctx.words]
+        else:
+            start = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in ctx.argument_pieces()]
+        events.append({"type": "content_block_start", "index": index, "content_block": start})
+        events += [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
+        events.append({"type": "content_block_stop", "index": index})
+    events += [
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop, "stop_sequence": None},
+            "usage": {"output_tokens": ctx.completion_tokens},
+        },
+        {"type": "message_stop"},
+    ]
+    frames = [_sse(ev, event=ev["type"]) for ev in events]
+    return _StreamReply(frames, "text/event-stream; charset=utf-8", headers=headers)
+
+
 def _anthropic_count_tokens(ctx: _Ctx) -> _Reply:
     return _JsonReply({"input_tokens": ctx.prompt_tokens})
 
@@ -642,10 +807,31 @@ def _gemini_generate(ctx: _Ctx) -> _Reply:
             obj["usageMetadata"] = _gemini_usage(ctx)
         return obj
 
+    tool = ctx.tool_to_call()
+    thought = [{"text": "let me think", "thought": True}] if ctx.steering.thinking else []
+    calls: list[dict[str, Any]] = []
+    if tool is not None:
+        for i in range(ctx.steering.tool_calls):
+            call: dict[str, Any] = {"functionCall": {"name": tool, "args": json.loads(ctx.steering.tool_arguments)}}
+            if ctx.steering.thinking and i == 0:  # Gemini signs the first call of a turn
+                call["thoughtSignature"] = "c2lnLWdlbWluaQ=="
+            calls.append(call)
+
+    def with_parts(obj: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+        obj["candidates"][0]["content"]["parts"] = parts
+        return obj
+
     if method == "generateContent":
-        return _JsonReply(candidate(ctx.text, True))
+        if tool is not None:
+            return _JsonReply(with_parts(candidate("", True), thought + calls))
+        return _JsonReply(with_parts(candidate(ctx.text, True), thought + [{"text": ctx.text}]))
     words = ctx.words or [""]
     objs = [candidate(word, i == len(words) - 1) for i, word in enumerate(words)]
+    if tool is not None:
+        objs = [with_parts(candidate("", False), thought)] if thought else []
+        objs.append(with_parts(candidate("", True), calls))
+    elif thought:
+        objs.insert(0, with_parts(candidate("", False), thought))
     if "sse" in ctx.rec.query.get("alt", []):
         # Real Gemini separates SSE events with CRLF CRLF; gateways must cope with that.
         return _StreamReply([_sse(o, sep="\r\n") for o in objs], "text/event-stream")
@@ -1145,6 +1331,8 @@ _HEADER_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "x-fake-retry-after": ("retry_after", lambda v: None if v.lower() in {"", "none"} else v),
     "x-fake-prompt-tokens": ("prompt_tokens", int),
     "x-fake-cached-tokens": ("cached_tokens", int),
+    "x-fake-tool-calls": ("tool_calls", int),
+    "x-fake-thinking": ("thinking", _truthy),
 }
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from aigw_asgi.errors import RateLimited
-from aigw_asgi.websocket import (
+from aigw_asgi.wsframes import (
     Create,
     FrameError,
     decode_response,
