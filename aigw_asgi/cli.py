@@ -61,6 +61,42 @@ def _configure_protocol(config: Config) -> None:
     )
 
 
+def split_state(config: Config, workers: int) -> tuple[list[str], list[str]]:
+    """What N worker processes would each keep on their own: ``(errors, warnings)``.
+
+    SPEC §16: a limit on memory storage would be counted by every worker alone (``limit = 5``
+    with two workers let 9 requests through, silently), so that is an error naming the keys; a
+    memory cache only costs hit rate (each worker fills its own), so that is a warning; so are
+    memory logs (the admin API would show whichever worker answers).
+    """
+    if workers <= 1:
+        return [], []
+    errors: list[str] = []
+    warnings: list[str] = []
+    shared = 'a shared storage (rate_limit.storage = "redis://HOST:6379/0" or "redis+cluster://…")'
+    r = config.rate_limit
+    if r.storage.startswith("memory://"):
+        keys = (["rate_limit.limit"] if r.limit else []) + [
+            f"rate_limit.rules[{i}]" + (f" ({rule.name})" if rule.name else "") for i, rule in enumerate(r.rules)
+        ]
+        if keys:
+            errors.append(
+                f"{workers} workers with rate_limit.storage = memory:// would count {', '.join(keys)} once per "
+                f"worker (up to {workers}x the limit); use {shared}, or one worker"
+            )
+    if config.cache.storage.startswith("memory://"):
+        warnings.append(
+            f"{workers} workers with cache.storage = memory://: each worker keeps its own cache (a response "
+            'cached by one is a MISS on another); cache.storage = "redis://HOST:6379/0" shares it'
+        )
+    if config.logs.enabled and config.logs.store.startswith("memory://"):
+        warnings.append(
+            f"{workers} workers with logs.store = memory://: each worker keeps its own logs and the admin API "
+            'shows one worker\'s; logs.store = "sqlite:///aigw.db" or "postgresql://…" shares them'
+        )
+    return errors, warnings
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -82,8 +118,15 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port or config.server.port
     workers = args.workers or config.server.workers
+    errors, warnings = split_state(config, workers)
+    if errors:
+        for message in errors:
+            print(f"aigw: invalid config: {message}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=config.server.log_level.upper(), format="%(levelname)s:     %(message)s")
     _redact_log_output(config)
+    for message in warnings:
+        logger.warning("aigw: %s", message)
     if not _is_loopback(host) and not config.gateway.admin_token:
         logger.warning(
             "aigw: listening on %s without gateway.admin_token: the admin API answers loopback clients only",
@@ -147,7 +190,7 @@ def preflight(config: Config) -> None:
     ProviderRegistry.from_config(config)
     logs = config.logs
     if logs.enabled and logs.store.startswith("sqlite:"):
-        from .telemetry.store import sqlite_path
+        from .telemetry.stores.sqlite import sqlite_path
 
         problem = _unwritable(sqlite_path(logs.store))
         if problem:
@@ -178,6 +221,13 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"aigw: invalid config: {exc}", file=sys.stderr)
         return 2
+    errors, warnings = split_state(config, config.server.workers)
+    if errors:
+        for message in errors:
+            print(f"aigw: invalid config: {message}", file=sys.stderr)
+        return 2
+    for message in warnings:
+        print(f"aigw: warning: {message}", file=sys.stderr)
     print(f"{args.file}: ok (gateway {config.gateway.id!r}, {len(config.providers)} provider overrides)")
     return 0
 

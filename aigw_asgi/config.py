@@ -134,6 +134,9 @@ class LogsConfig:
     batch_size: int = 200
     flush_interval_ms: int = 500
     queue_size: int = 10_000
+    max_age: int = 0  # seconds; rows older than this are deleted (0 = kept until max_logs)
+    pool_size: int = 5  # postgresql:// connections per process
+    timeout_ms: int = 10_000  # postgresql:// and redis://: per connect and per statement
 
 
 @dataclass
@@ -385,11 +388,14 @@ def validate(config: Config) -> Config:
     _check(0 <= t.jitter <= 1, "retries.jitter", "expected 0 to 1")
     lg = config.logs
     _check(
-        lg.store.split("://")[0] in ("sqlite", "memory", "redis", "rediss"),
+        lg.store.split("://")[0] in ("sqlite", "memory", "redis", "rediss", "postgresql", "postgres"),
         "logs.store",
-        "expected sqlite:///PATH, memory:// or redis://",
+        "expected sqlite:///PATH, memory://, redis:// or postgresql://",
     )
     _check(lg.max_logs > 0, "logs.max_logs", "must be positive")
+    _check(lg.max_age >= 0, "logs.max_age", "must be 0 (off) or positive seconds")
+    _check(1 <= lg.pool_size <= 100, "logs.pool_size", "expected 1 to 100")
+    _check(lg.timeout_ms > 0, "logs.timeout_ms", "must be positive")
     _check(lg.batch_size > 0 and lg.queue_size > 0, "logs.batch_size", "batch_size and queue_size must be positive")
     for name, p in config.providers.items():
         key = f"providers.{name}"

@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 from tests.fakes.upstream import FakeUpstream, RunningFake
-from tests.servers import RedisClusterServer, RedisServer, ServerThread, free_port, wait_for_port
+from tests.servers import (
+    PostgresServer,
+    RedisCluster,
+    RedisClusterServer,
+    RedisServer,
+    ServerThread,
+    free_port,
+    postgres_bin,
+    wait_for_port,
+)
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +60,36 @@ def redis_cluster() -> Iterator[RedisClusterServer]:
         pytest.skip("redis-server not installed: apt-get install redis-server")
     with RedisClusterServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster3() -> Iterator[RedisCluster]:
+    """A real three-master Redis Cluster (``redis-cli --cluster create``): keys spread over nodes."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server not installed: apt-get install redis-server")
+    with RedisCluster(masters=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A session-wide throwaway PostgreSQL (initdb + pg_ctl on a free port); skipped only if the
+    server binaries are missing (apt-get install postgresql; .ci/run installs them)."""
+    if postgres_bin("initdb") is None or postgres_bin("pg_ctl") is None:
+        pytest.skip("PostgreSQL not installed (apt-get install postgresql)")
+    with PostgresServer() as server:
+        yield server
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """URL of a new, empty database (the server is restarted first if a test stopped it)."""
+    if not postgres_server.running:
+        postgres_server.start()
+    return postgres_server.create_database(f"t{next(_databases)}")
 
 
 @pytest.fixture

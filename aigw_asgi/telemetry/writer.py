@@ -24,7 +24,7 @@ from typing import Any
 from ..config import LogsConfig
 from ..context import RequestContext
 from .records import LogRecord, RecordSettings, records_from_context
-from .store import LogStore
+from .stores import LogStore
 
 logger = logging.getLogger("aigw_asgi.telemetry")
 
