@@ -16,7 +16,7 @@ from aigw_asgi.context import RequestContext
 from aigw_asgi.telemetry import writer as writer_module
 from aigw_asgi.telemetry.cost import PriceTable
 from aigw_asgi.telemetry.records import LogRecord, RecordSettings
-from aigw_asgi.telemetry.store import MemoryLogStore
+from aigw_asgi.telemetry.stores.memory import MemoryLogStore
 from aigw_asgi.telemetry.writer import LogWriter
 from tests.conftest import gateway_config
 from tests.fakes.upstream import RunningFake
