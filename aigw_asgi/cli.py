@@ -26,6 +26,7 @@ def app_factory() -> object:
 
     config = load_config()
     _redact_log_output(config)  # in each worker: handlers are per process
+    _configure_protocol(config)  # in each worker, before it accepts a connection
     # In each worker process (export threads do not survive a fork): OTLP if OTEL_* asks for it.
     configure_from_env(config.telemetry)
     return Gateway(config)
@@ -46,6 +47,18 @@ def _redact_log_output(config: Config) -> None:
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(f, RedactingFilter) for f in handler.filters):
                 handler.addFilter(redacting)
+
+
+def _configure_protocol(config: Config) -> None:
+    from .server_protocol import ReadLimits, configure
+
+    configure(
+        ReadLimits(
+            header_timeout_s=config.server.header_timeout_ms / 1000,
+            body_timeout_s=config.gateway.body_timeout_ms / 1000,
+            max_header_bytes=config.server.max_header_bytes,
+        )
+    )
 
 
 def split_state(config: Config, workers: int) -> tuple[list[str], list[str]]:
@@ -138,14 +151,32 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         workers=workers,
         loop=loop,
-        http="httptools",
+        # uvicorn's httptools protocol plus deadlines for a request's head and body (slow clients).
+        http="aigw_asgi.server_protocol:ReadDeadlineProtocol",
         log_level=config.server.log_level,
         access_log=False,
         server_header=False,
         proxy_headers=config.server.proxy_headers,
         timeout_graceful_shutdown=30,
+        timeout_keep_alive=config.server.keep_alive_s,
+        limit_concurrency=config.server.limit_concurrency or None,
+        # Above the gateway's own caps, so an oversized WebSocket message reaches the gateway and
+        # gets its error frame (2007) instead of the server closing the socket (1009).
+        ws_max_size=ws_max_size(config),
     )
     return 0
+
+
+def ws_max_size(config: Config) -> int:
+    """The largest WebSocket message the server reads: above every cap the gateway applies itself.
+
+    The WebSocket API refuses frames over its own cap (1 MiB) with an error frame (2007) and keeps
+    the socket; realtime sessions close over ``realtime.max_frame_bytes`` with their own 1009 and
+    log why. Only a message larger than this (at least 16 MiB, uvicorn's default, and the request
+    body cap) is closed by the server itself, unread.
+    """
+    caps = (config.gateway.max_request_bytes, config.realtime.max_frame_bytes, 16 * 1024 * 1024)
+    return max(caps) + 1024
 
 
 def preflight(config: Config) -> None:

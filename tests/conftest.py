@@ -7,6 +7,8 @@ slow, so the fake upstream and Redis live for the whole session and are reset/fl
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,7 +16,16 @@ from typing import Any
 import pytest
 
 from tests.fakes.upstream import FakeUpstream, RunningFake
-from tests.servers import PostgresServer, RedisCluster, RedisClusterServer, RedisServer, ServerThread, postgres_bin
+from tests.servers import (
+    PostgresServer,
+    RedisCluster,
+    RedisClusterServer,
+    RedisServer,
+    ServerThread,
+    free_port,
+    postgres_bin,
+    wait_for_port,
+)
 
 
 @pytest.fixture(scope="session")
@@ -139,6 +150,36 @@ def gateway_config(fake_url: str, **sections: Any) -> Any:
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return config_from_dict(data)
+
+
+@pytest.fixture
+def aigw_serve(tmp_path: Any) -> Iterator[Callable[[str], int]]:
+    """``aigw_serve(toml_text) -> port``: a real ``aigw serve`` process, stopped at teardown."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(config: str) -> int:
+        path = tmp_path / f"aigw-{len(procs)}.toml"
+        path.write_text(config)
+        port = free_port()
+        log_path = tmp_path / f"aigw-{len(procs)}.log"
+        with log_path.open("wb") as log:
+            cmd = [sys.executable, "-m", "aigw_asgi", "serve", "--config", str(path), "--port", str(port)]
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
+        try:
+            wait_for_port(port, timeout=20)
+        except TimeoutError:
+            raise AssertionError(log_path.read_text()) from None
+        return port
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

@@ -253,6 +253,10 @@ class RedisServer:
         except OSError:
             return "<no log>"
 
+    def command(self, *args: str, timeout: float = 1.0) -> bytes:
+        """Send one command on a connection of its own; the raw first reply line (``b"+OK\\r\\n"``)."""
+        return _redis_command(self.port, *args, timeout=timeout)
+
     def flushall(self) -> None:
         """Drop all keys (used between tests)."""
         reply = _redis_command(self.port, "FLUSHALL")

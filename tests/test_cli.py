@@ -160,3 +160,23 @@ def test_check_config_refuses_a_log_database_it_cannot_write(tmp_path: Path, cap
     assert main(["check-config", str(off)]) == 0
     result = aigw("serve", "--config", str(config), "--port", str(free_port()))
     assert result.returncode == 2 and "logs.store:" in result.stderr
+
+
+def test_serve_answers_a_websocket_message_over_16_mib_with_an_error_frame(
+    aigw_serve, fake_upstream: RunningFake
+) -> None:
+    """Issue 11: uvicorn's own 16 MiB cap closed the socket (1009) before the gateway could say 2007."""
+    import json
+
+    from websockets.sync.client import connect
+
+    port = aigw_serve(f'[logs]\nstore = "memory://"\n[providers.openai]\nbase_url = "{fake_upstream.url}/v1"\n')
+    chat = {"provider": "openai", "endpoint": "chat/completions", "query": {"model": "gpt-4o-mini", "messages": []}}
+    big = json.dumps({"type": "universal.create", "eventId": "big", "request": chat, "pad": "x" * (17 << 20)})
+    with connect(f"ws://127.0.0.1:{port}/", open_timeout=10, close_timeout=2, max_size=None) as ws:
+        ws.send(big)
+        frame = json.loads(ws.recv(timeout=30))
+        assert frame["type"] == "universal.error" and frame["error"]["code"] == 2007
+        # The socket stays open and usable.
+        ws.send(json.dumps({"type": "universal.create", "eventId": "small", "request": chat}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "universal.created"
