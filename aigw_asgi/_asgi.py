@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from .errors import GatewayError, InvalidRequest, PayloadTooLarge
+from .errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
 from .headers import header
 from .types import Headers, Message, Receive, Scope, Send
 
@@ -51,6 +52,110 @@ async def read_body(ctx: RequestContext, receive: Receive, limit: int) -> bytes:
 
 class ClientDisconnected(Exception):
     """The client went away before the request body was complete."""
+
+
+def body_deadline(receive: Receive, timeout_s: float) -> Receive:
+    """A ``receive`` whose request body must be complete within ``timeout_s`` from now.
+
+    A body that is still arriving at the deadline (stalled, or a byte a second) raises
+    `RequestTimeout` (408, code 2004, ``connection: close``) from the ``receive`` call of the
+    layer reading it, which answers it like any gateway error. Once the body is complete the
+    wrapper only forwards: waiting for a disconnect afterwards is not bounded.
+
+    A bare timer that cancels the waiting task, not ``asyncio.timeout``: it runs for every
+    request, and costs a third as much.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    complete = False
+
+    async def receive_in_time() -> Message:
+        nonlocal complete
+        if complete:
+            return await receive()
+        task = asyncio.current_task()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            if task is not None:
+                task.cancel()
+
+        timer = loop.call_at(deadline, expire)
+        try:
+            message = await receive()
+        except asyncio.CancelledError:
+            if expired and task is not None and task.uncancel() == 0:
+                raise RequestTimeout(f"Request body not received within {timeout_s:g} s") from None
+            raise
+        finally:
+            timer.cancel()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            complete = True
+        return message
+
+    return receive_in_time
+
+
+# How many body messages a watcher lets through before it stops: each layer that read the body
+# replays it once (cache, rate limit, a universal step), then a real server blocks until the
+# client leaves. A ``receive`` that keeps answering at once is not a server: nothing to watch.
+_MAX_REPLAYS = 8
+
+
+class ClientWatch:
+    """Cancels the running task when the client leaves, for as long as an upstream call runs.
+
+    Started once per request just before the upstream call (not per stream): a client that hangs
+    up while the provider is still thinking must stop the call the provider bills for, and
+    servers such as uvicorn silently drop ``send()`` after a disconnect, so nothing else would
+    notice. The watcher waits on ``receive`` (after the already-read body, a server's next
+    message is ``http.disconnect``) and cancels the task that created it.
+
+    The task catches that cancellation and asks `release` whether it was the watcher's own (and
+    nobody else's): only then is it swallowed. `stop` must be called right after the last body
+    message is sent, before any other ``await``: from then on a server answers ``receive`` with
+    ``http.disconnect`` because the response is complete, not because the client left.
+    """
+
+    __slots__ = ("left", "_task", "_watcher", "_released")
+
+    def __init__(self, receive: Receive) -> None:
+        self.left = False
+        self._released = False
+        self._task = asyncio.current_task()
+        self._watcher: asyncio.Task[None] | None = (
+            asyncio.get_running_loop().create_task(self._watch(receive)) if self._task is not None else None
+        )
+
+    async def _watch(self, receive: Receive) -> None:
+        for _ in range(_MAX_REPLAYS):
+            try:
+                message = await receive()
+            except Exception:  # a host's broken receive is not ours to report
+                return
+            if message["type"] == "http.disconnect":
+                self.left = True
+                assert self._task is not None
+                self._task.cancel()
+                return
+
+    def release(self) -> bool:
+        """Whether a `CancelledError` being handled is the watcher's alone: then un-cancel the task.
+
+        Call it once per handled cancellation; a second call answers False (re-raise).
+        """
+        if not self.left or self._released or self._task is None:
+            return False
+        self._released = True
+        return self._task.uncancel() == 0
+
+    def stop(self) -> None:
+        """Stop watching (idempotent, never waits)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
 
 
 def replay_receive(body: bytes, receive: Receive) -> Receive:

@@ -53,7 +53,7 @@ from .settings import masked_config, providers_view
 from .telemetry.cost import PriceTable
 from .telemetry.query import LogQuery, parse_query
 from .telemetry.records import LogRecord
-from .telemetry.store import LogStore
+from .telemetry.stores import LogStore
 from .types import Receive, Scope, Send
 
 logger = logging.getLogger("aigw_asgi.admin")

@@ -42,17 +42,49 @@ from ._asgi import deny_websocket
 from .breaker import StorageDown
 from .config import GatewayConfig, TokenConfig
 from .context import ErrorType, RequestContext, ensure_context
-from .errors import GatewayError, KeyRejected, StoreUnavailable, Unauthorized, send_error
+from .errors import GatewayError, KeyRejected, RateLimited, StoreUnavailable, Unauthorized, send_error
+from .throttle import FailureThrottle, address
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from .keys.resolver import KeyResolver
 
-__all__ = ["AdminGuard", "AuthMiddleware", "TokenTable", "bearer_token", "hash_token", "is_loopback"]
+__all__ = [
+    "AdminGuard",
+    "AuthMiddleware",
+    "TokenTable",
+    "bearer_token",
+    "hash_token",
+    "is_loopback",
+    "throttle_from_config",
+]
 
 SUBPROTOCOL_PREFIX = "cf-aig-authorization."
+THROTTLE_RULE = "auth_failures"  # ``rate_limited_by`` of a request refused by the failure throttle
 _WWW_AUTHENTICATE = (b"www-authenticate", b'Bearer realm="aigw"')
-_FORWARDING_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
+# Headers a proxy (or a CDN, a load balancer) adds to say who the client really is. Any of them on
+# a request from a loopback peer means the peer is a proxy, not the client: not "local". Every
+# ``x-forwarded-*`` counts too.
+_FORWARDING_HEADERS = frozenset(
+    {
+        b"forwarded",
+        b"forwarded-for",
+        b"x-forwarded",
+        b"x-real-ip",
+        b"true-client-ip",
+        b"x-client-ip",
+        b"client-ip",
+        b"cf-connecting-ip",
+        b"cf-connecting-ipv6",
+        b"fastly-client-ip",
+        b"x-cluster-client-ip",
+        b"x-original-forwarded-for",
+        b"x-appengine-user-ip",
+        b"x-azure-clientip",
+        b"x-azure-socketip",
+        b"via",
+    }
+)
 
 
 def hash_token(token: str | bytes) -> str:
@@ -138,12 +170,20 @@ def _find_credential(scope: Scope) -> tuple[bytes | None, str | None]:
 async def _deny(
     scope: Scope, receive: Receive, send: Send, ctx: RequestContext | None, exc: GatewayError | None = None
 ) -> None:
-    """401 code 2009 (or ``exc``) for HTTP; for a WebSocket a denial response before accept, else close 1008."""
+    """401 code 2009 (or ``exc``: a key's 401 2033, the throttle's 429, a key store's 503) for HTTP;
+    for a WebSocket a denial response before accept, else close 1008."""
     exc = exc or Unauthorized()
-    unauthorized = isinstance(exc, Unauthorized)
-    headers = [*([_WWW_AUTHENTICATE] if unauthorized else ()), *(ctx.response_headers() if ctx is not None else ())]
-    if ctx is not None:
-        ctx.fail(exc, ErrorType.UNAUTHORIZED if unauthorized else None)
+    if isinstance(exc, Unauthorized):
+        headers = [_WWW_AUTHENTICATE, *(ctx.response_headers() if ctx is not None else ())]
+        if ctx is not None:
+            ctx.fail(exc, ErrorType.UNAUTHORIZED)
+    else:
+        headers = ctx.response_headers() if ctx is not None else []
+        if ctx is not None and isinstance(exc, RateLimited):
+            ctx.rate_limited_by = THROTTLE_RULE
+            ctx.fail(exc, ErrorType.RATE_LIMITED)
+        elif ctx is not None:
+            ctx.fail(exc)
     if scope["type"] == "http":
         await send_error(send, exc, headers)
         return
@@ -186,23 +226,64 @@ def _accepting_send(send: Send, others: list[str], token_entry: str) -> Send:
     return send_with_subprotocol
 
 
+def throttle_from_config(config: GatewayConfig) -> FailureThrottle | None:
+    """The failure throttle ``gateway.auth_failures_per_minute`` asks for (None when 0)."""
+    limit = config.auth_failures_per_minute
+    return FailureThrottle(limit) if limit > 0 else None
+
+
+class _Throttled:
+    """A failure throttle as the guards use it: the client address, blocked?, count a failure."""
+
+    __slots__ = ("throttle", "proxy_header")
+
+    def __init__(self, throttle: FailureThrottle, config: GatewayConfig) -> None:
+        self.throttle = throttle
+        header = config.trusted_proxy_header
+        self.proxy_header = header.lower().encode("latin-1") if header else None
+
+    def address(self, scope: Scope) -> str | None:
+        client = scope.get("client")
+        return address(client[0] if client else None, scope.get("headers", ()), self.proxy_header)
+
+    def blocked(self, scope: Scope) -> RateLimited | None:
+        if not len(self.throttle):  # no failures anywhere: no address to work out
+            return None
+        return self.throttle.blocked(self.address(scope))
+
+    def failed(self, scope: Scope) -> None:
+        self.throttle.failed(self.address(scope))
+
+
+def _throttled(throttle: FailureThrottle | None, config: GatewayConfig, given: bool) -> _Throttled | None:
+    if not given:
+        throttle = throttle_from_config(config)
+    return _Throttled(throttle, config) if throttle is not None else None
+
+
 class AuthMiddleware:
-    """Gateway-token authentication for HTTP and WebSocket scopes; lifespan passes through."""
+    """Gateway-token authentication for HTTP and WebSocket scopes; lifespan passes through.
+
+    ``throttle``: the `FailureThrottle` shared with the admin guard (`Gateway` passes one);
+    default: one built from ``gateway.auth_failures_per_minute``. ``keys``: the runtime gateway
+    keys (`aigw_asgi.keys.KeyResolver`); ``clock``: the wall clock key expiries are read against.
+    """
 
     def __init__(
         self,
         app: ASGIApp,
         config: GatewayConfig | None = None,
         *,
+        throttle: FailureThrottle | None = None,
         keys: KeyResolver | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``keys``: the runtime gateway keys (`aigw_asgi.keys.KeyResolver`); ``clock`` places expiries."""
         self.app = app
         self.config = config or GatewayConfig()
         self.enabled = self.config.authentication
         self.gateway_id = self.config.id
         self.tokens = TokenTable(self.config.tokens)
+        self.throttle = _throttled(throttle, self.config, throttle is not None)
         self.keys = keys
         self.clock = clock
 
@@ -211,17 +292,13 @@ class AuthMiddleware:
         if kind == "http":
             if self.enabled:
                 ctx = ensure_context(scope, self.gateway_id)
-                denial = await self._authenticate(scope, ctx)
-                if denial is not None:
-                    await _deny(scope, receive, send, ctx, denial)
+                if not await self._check(scope, receive, send, ctx):
                     return
             await self.app(scope, receive, send)
         elif kind == "websocket":
             if self.enabled:
                 ctx = ensure_context(scope, self.gateway_id)
-                denial = await self._authenticate(scope, ctx)
-                if denial is not None:
-                    await _deny(scope, receive, send, ctx, denial)
+                if not await self._check(scope, receive, send, ctx):
                     return
             # Even with authentication off a browser may offer the token entry: keep it from the
             # inner app and still echo a subprotocol, or the browser fails the handshake.
@@ -231,6 +308,22 @@ class AuthMiddleware:
             await self.app(inner, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    async def _check(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> bool:
+        """Authenticate, or answer (401, or 429 for an address that failed too often) and say no."""
+        throttle = self.throttle
+        if throttle is not None:
+            refusal = throttle.blocked(scope)
+            if refusal is not None:  # the token is not even looked at: a lucky guess teaches nothing
+                await _deny(scope, receive, send, ctx, refusal)
+                return False
+        denial = await self._authenticate(scope, ctx)
+        if denial is None:
+            return True
+        if throttle is not None and isinstance(denial, Unauthorized):  # not a key store outage
+            throttle.failed(scope)
+        await _deny(scope, receive, send, ctx, denial)
+        return False
 
     async def _authenticate(self, scope: Scope, ctx: RequestContext) -> GatewayError | None:
         """``None`` when the request may pass (the context filled), else the error to answer."""
@@ -259,10 +352,12 @@ class AdminGuard:
     """Guards the admin API: ``Bearer <admin_token>`` in ``Authorization`` or ``cf-aig-authorization``.
 
     With no ``admin_token`` configured only loopback clients pass (``scope["client"]`` in
-    127.0.0.0/8 or ::1) — and a request carrying a forwarding header (``X-Forwarded-For``,
-    ``Forwarded``, ``X-Real-IP`` or the configured ``trusted_proxy_header``) does not count as
-    loopback, since a reverse proxy on the same host makes every remote client look local.
-    Gateway tokens never open the admin API. Denial: 401 with code 2009.
+    127.0.0.0/8 or ::1) — and a request carrying any forwarding header (``Forwarded``,
+    ``X-Forwarded-*``, ``X-Real-IP``, ``True-Client-IP``, ``X-Client-IP``, ``CF-Connecting-IP``,
+    ``Via``…, or the configured ``trusted_proxy_header``) does not count as loopback, since a
+    reverse proxy on the same host makes every remote client look local.
+    Gateway tokens never open the admin API. Denial: 401 with code 2009; an address with too
+    many failures gets 429 code 2003 (``throttle``, shared with `AuthMiddleware`).
 
     ``public`` names requests that need no token *when one is configured* — the dashboard's
     static page, which holds no data and asks for the token itself. Without an admin token
@@ -270,11 +365,17 @@ class AdminGuard:
     """
 
     def __init__(
-        self, app: ASGIApp, config: GatewayConfig | None = None, *, public: Callable[[Scope], bool] | None = None
+        self,
+        app: ASGIApp,
+        config: GatewayConfig | None = None,
+        *,
+        public: Callable[[Scope], bool] | None = None,
+        throttle: FailureThrottle | None = None,
     ) -> None:
         self.app = app
         self.config = config or GatewayConfig()
         self.public = public
+        self.throttle = _throttled(throttle, self.config, throttle is not None)
         token = self.config.admin_token
         self._digest = hashlib.sha256(token.encode()).digest() if token else None
         self._forwarding = set(_FORWARDING_HEADERS)
@@ -282,9 +383,20 @@ class AdminGuard:
             self._forwarding.add(self.config.trusted_proxy_header.lower().encode("latin-1"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self.allowed(scope):
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        throttle = self.throttle
+        if throttle is not None:
+            refusal = throttle.blocked(scope)
+            if refusal is not None:
+                await _deny(scope, receive, send, None, refusal)
+                return
+        if self.allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        if throttle is not None:
+            throttle.failed(scope)
         await _deny(scope, receive, send, None)
 
     def allowed(self, scope: Scope) -> bool:
@@ -295,7 +407,7 @@ class AdminGuard:
             client = scope.get("client")
             if not client or not is_loopback(client[0]):
                 return False
-            return not any(key in self._forwarding for key, _ in headers)
+            return not any(key in self._forwarding or key.startswith(b"x-forwarded-") for key, _ in headers)
         ok = False
         for key, value in headers:
             if key == b"authorization" or key == b"cf-aig-authorization":

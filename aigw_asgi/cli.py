@@ -26,6 +26,7 @@ def app_factory() -> object:
 
     config = load_config()
     _redact_log_output(config)  # in each worker: handlers are per process
+    _configure_protocol(config)  # in each worker, before it accepts a connection
     # In each worker process (export threads do not survive a fork): OTLP if OTEL_* asks for it.
     configure_from_env(config.telemetry)
     return Gateway(config)
@@ -46,6 +47,58 @@ def _redact_log_output(config: Config) -> None:
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(f, RedactingFilter) for f in handler.filters):
                 handler.addFilter(redacting)
+
+
+def _configure_protocol(config: Config) -> None:
+    from .server_protocol import ReadLimits, configure
+
+    configure(
+        ReadLimits(
+            header_timeout_s=config.server.header_timeout_ms / 1000,
+            body_timeout_s=config.gateway.body_timeout_ms / 1000,
+            max_header_bytes=config.server.max_header_bytes,
+        )
+    )
+
+
+def split_state(config: Config, workers: int) -> tuple[list[str], list[str]]:
+    """What N worker processes would each keep on their own: ``(errors, warnings)``.
+
+    SPEC §16: a limit on memory storage would be counted by every worker alone (``limit = 5``
+    with two workers let 9 requests through, silently), so that is an error naming the keys (so
+    are budgets, and keys, in memory: `split_per_worker`); a
+    memory cache only costs hit rate (each worker fills its own), so that is a warning; so are
+    memory logs (the admin API would show whichever worker answers).
+    """
+    if workers <= 1:
+        return [], []
+    errors: list[str] = []
+    warnings: list[str] = []
+    shared = 'a shared storage (rate_limit.storage = "redis://HOST:6379/0" or "redis+cluster://…")'
+    r = config.rate_limit
+    if r.storage.startswith("memory://"):
+        keys = (["rate_limit.limit"] if r.limit else []) + [
+            f"rate_limit.rules[{i}]" + (f" ({rule.name})" if rule.name else "") for i, rule in enumerate(r.rules)
+        ]
+        if keys:
+            errors.append(
+                f"{workers} workers with rate_limit.storage = memory:// would count {', '.join(keys)} once per "
+                f"worker (up to {workers}x the limit); use {shared}, or one worker"
+            )
+    from .budgets.storage import split_per_worker
+
+    errors += split_per_worker(config, workers)  # budgets and keys in memory://
+    if config.cache.storage.startswith("memory://"):
+        warnings.append(
+            f"{workers} workers with cache.storage = memory://: each worker keeps its own cache (a response "
+            'cached by one is a MISS on another); cache.storage = "redis://HOST:6379/0" shares it'
+        )
+    if config.logs.enabled and config.logs.store.startswith("memory://"):
+        warnings.append(
+            f"{workers} workers with logs.store = memory://: each worker keeps its own logs and the admin API "
+            'shows one worker\'s; logs.store = "sqlite:///aigw.db" or "postgresql://…" shares them'
+        )
+    return errors, warnings
 
 
 def _is_loopback(host: str) -> bool:
@@ -69,15 +122,15 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port or config.server.port
     workers = args.workers or config.server.workers
-    from .budgets.storage import split_per_worker
-
-    errors = split_per_worker(config, workers)
-    for message in errors:
-        print(f"aigw: invalid config: {message}", file=sys.stderr)
+    errors, warnings = split_state(config, workers)
     if errors:
+        for message in errors:
+            print(f"aigw: invalid config: {message}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.server.log_level.upper(), format="%(levelname)s:     %(message)s")
     _redact_log_output(config)
+    for message in warnings:
+        logger.warning("aigw: %s", message)
     if not _is_loopback(host) and not config.gateway.admin_token:
         logger.warning(
             "aigw: listening on %s without gateway.admin_token: the admin API answers loopback clients only",
@@ -102,14 +155,32 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         workers=workers,
         loop=loop,
-        http="httptools",
+        # uvicorn's httptools protocol plus deadlines for a request's head and body (slow clients).
+        http="aigw_asgi.server_protocol:ReadDeadlineProtocol",
         log_level=config.server.log_level,
         access_log=False,
         server_header=False,
         proxy_headers=config.server.proxy_headers,
         timeout_graceful_shutdown=30,
+        timeout_keep_alive=config.server.keep_alive_s,
+        limit_concurrency=config.server.limit_concurrency or None,
+        # Above the gateway's own caps, so an oversized WebSocket message reaches the gateway and
+        # gets its error frame (2007) instead of the server closing the socket (1009).
+        ws_max_size=ws_max_size(config),
     )
     return 0
+
+
+def ws_max_size(config: Config) -> int:
+    """The largest WebSocket message the server reads: above every cap the gateway applies itself.
+
+    The WebSocket API refuses frames over its own cap (1 MiB) with an error frame (2007) and keeps
+    the socket; realtime sessions close over ``realtime.max_frame_bytes`` with their own 1009 and
+    log why. Only a message larger than this (at least 16 MiB, uvicorn's default, and the request
+    body cap) is closed by the server itself, unread.
+    """
+    caps = (config.gateway.max_request_bytes, config.realtime.max_frame_bytes, 16 * 1024 * 1024)
+    return max(caps) + 1024
 
 
 def preflight(config: Config) -> None:
@@ -123,7 +194,7 @@ def preflight(config: Config) -> None:
     ProviderRegistry.from_config(config)
     logs = config.logs
     if logs.enabled and logs.store.startswith("sqlite:"):
-        from .telemetry.store import sqlite_path
+        from .telemetry.stores.sqlite import sqlite_path
 
         problem = _unwritable(sqlite_path(logs.store))
         if problem:
@@ -154,6 +225,13 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"aigw: invalid config: {exc}", file=sys.stderr)
         return 2
+    errors, warnings = split_state(config, config.server.workers)
+    if errors:
+        for message in errors:
+            print(f"aigw: invalid config: {message}", file=sys.stderr)
+        return 2
+    for message in warnings:
+        print(f"aigw: warning: {message}", file=sys.stderr)
     print(f"{args.file}: ok (gateway {config.gateway.id!r}, {len(config.providers)} provider overrides)")
     return 0
 

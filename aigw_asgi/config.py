@@ -33,6 +33,11 @@ class ServerConfig:
     workers: int = 1
     log_level: str = "info"
     proxy_headers: bool = False  # trust X-Forwarded-For from forwarded_allow_ips (uvicorn)
+    # Slow clients (docs/security.md): what a request may take to arrive, and how many at once.
+    header_timeout_ms: int = 10_000  # request line + headers complete within this, else 408 + close
+    max_header_bytes: int = 65_536  # request line + headers larger than this: 431 + close
+    keep_alive_s: int = 5  # an idle keep-alive connection is closed after this (uvicorn)
+    limit_concurrency: int = 2048  # connections + requests per worker before new requests get 503; 0 = no cap
 
 
 @dataclass
@@ -50,6 +55,8 @@ class GatewayConfig:
     tokens: list[TokenConfig] = field(default_factory=list)
     admin_token: str | None = field(default=None, repr=False)
     max_request_bytes: int = 26_214_400  # 25 MiB, Cloudflare's cacheable-request limit
+    body_timeout_ms: int = 60_000  # the whole request body must arrive within this, else 408
+    auth_failures_per_minute: int = 30  # per client address; then 429 for the rest of the minute; 0 = off
     trusted_proxy_header: str | None = None  # e.g. "x-forwarded-for": where the client IP comes from
     # Which providers this gateway calls: None = every built-in and configured custom provider.
     # Anything else is refused with 400 code 2008 before any upstream call (fewer doors).
@@ -78,6 +85,9 @@ class CacheConfig:
     cache_streams: bool = True
     timeout_ms: int = 250  # Redis: per-operation bound; a slow cache is a MISS, never an error
     key_prefix: str = "aigw"
+    # Body-derived entries shared by every gateway token (a cf-aig-cache-key never is): False keeps
+    # tenants apart when they share a stored provider key.
+    share_across_tokens: bool = False
 
 
 @dataclass
@@ -98,6 +108,7 @@ class RateLimitConfig:
     storage: str = "memory://"
     fail_open: bool = True
     timeout_ms: int = 250
+    breaker_failures: int = 5  # consecutive storage failures before requests stop asking it
     key_prefix: str = "aigw"
     rules: list[RateLimitRule] = field(default_factory=list)
 
@@ -123,6 +134,9 @@ class LogsConfig:
     batch_size: int = 200
     flush_interval_ms: int = 500
     queue_size: int = 10_000
+    max_age: int = 0  # seconds; rows older than this are deleted (0 = kept until max_logs)
+    pool_size: int = 5  # postgresql:// connections per process
+    timeout_ms: int = 10_000  # postgresql:// and redis://: per connect and per statement
 
 
 @dataclass
@@ -338,6 +352,8 @@ def validate(config: Config) -> Config:
     _check(bool(g.id) and len(g.id) <= 64, "gateway.id", "expected 1 to 64 characters")
     _check(g.mount_path.startswith("/"), "gateway.mount_path", "must start with '/'")
     _check(g.max_request_bytes > 0, "gateway.max_request_bytes", "must be positive")
+    _check(g.body_timeout_ms > 0, "gateway.body_timeout_ms", "must be positive")
+    _check(g.auth_failures_per_minute >= 0, "gateway.auth_failures_per_minute", "must be 0 (off) or positive")
     for i, tok in enumerate(g.tokens):
         key = f"gateway.tokens[{i}]"
         _check(bool(tok.name), f"{key}.name", "required")
@@ -356,6 +372,10 @@ def validate(config: Config) -> Config:
     s = config.server
     _check(0 < s.port < 65536, "server.port", "expected 1 to 65535")
     _check(s.workers >= 1, "server.workers", "must be at least 1")
+    _check(s.header_timeout_ms > 0, "server.header_timeout_ms", "must be positive")
+    _check(s.max_header_bytes >= 1024, "server.max_header_bytes", "must be at least 1024")
+    _check(s.keep_alive_s > 0, "server.keep_alive_s", "must be positive")
+    _check(s.limit_concurrency >= 0, "server.limit_concurrency", "must be 0 (no cap) or positive")
     u = config.upstream
     _check(u.connect_timeout_ms > 0, "upstream.connect_timeout_ms", "must be positive")
     _check(u.idle_timeout_ms > 0, "upstream.idle_timeout_ms", "must be positive")
@@ -376,6 +396,8 @@ def validate(config: Config) -> Config:
     r = config.rate_limit
     _check(r.limit >= 0, "rate_limit.limit", "must be 0 (off) or positive")
     _check(r.period > 0, "rate_limit.period", "must be positive")
+    _check(r.timeout_ms > 0, "rate_limit.timeout_ms", "must be positive")
+    _check(r.breaker_failures >= 1, "rate_limit.breaker_failures", "must be at least 1")
     _check(
         r.storage.split("://")[0] in ("memory", "redis", "rediss", "redis+cluster"),
         "rate_limit.storage",
@@ -400,11 +422,14 @@ def validate(config: Config) -> Config:
     _check(0 <= t.jitter <= 1, "retries.jitter", "expected 0 to 1")
     lg = config.logs
     _check(
-        lg.store.split("://")[0] in ("sqlite", "memory", "redis", "rediss"),
+        lg.store.split("://")[0] in ("sqlite", "memory", "redis", "rediss", "postgresql", "postgres"),
         "logs.store",
-        "expected sqlite:///PATH, memory:// or redis://",
+        "expected sqlite:///PATH, memory://, redis:// or postgresql://",
     )
     _check(lg.max_logs > 0, "logs.max_logs", "must be positive")
+    _check(lg.max_age >= 0, "logs.max_age", "must be 0 (off) or positive seconds")
+    _check(1 <= lg.pool_size <= 100, "logs.pool_size", "expected 1 to 100")
+    _check(lg.timeout_ms > 0, "logs.timeout_ms", "must be positive")
     _check(lg.batch_size > 0 and lg.queue_size > 0, "logs.batch_size", "batch_size and queue_size must be positive")
     for name, p in config.providers.items():
         key = f"providers.{name}"

@@ -249,7 +249,13 @@ class RequestContext:
         self.error_type = self.error_type or kind
 
     def client_gone(self) -> None:
-        """The client left before the answer was complete: 499 if nothing had been answered yet."""
+        """The client left before the answer was complete: 499 if nothing had been answered yet.
+
+        Not an error after a stream's terminal event (``stream_complete``): that client has the
+        whole answer -- the openai SDK hangs up at ``[DONE]`` -- whichever layer notices it leave.
+        """
+        if self.stream_complete:
+            return
         if self.status_code is None:
             self.status_code = 499
         self.broke(CLIENT_DISCONNECTED, ErrorType.CLIENT_DISCONNECT)

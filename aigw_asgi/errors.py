@@ -10,6 +10,7 @@
     │   └── KeyRejected             401  2033  a gateway key that expired or was revoked
     ├── KeyNotAllowed               403  2032  the key may not use this provider or model
     ├── NotFound                    404  2004
+    ├── RequestTimeout              408  2004  the request body did not arrive in time
     ├── PayloadTooLarge             413  2007
     ├── RateLimited                 429  2003  + Retry-After and RateLimit-* headers
     ├── BudgetExhausted             429  2031  + Retry-After (seconds to the window's reset)
@@ -86,6 +87,16 @@ class KeyNotAllowed(GatewayError):
 
 class NotFound(GatewayError):
     status, code, default_message = 404, 2004, "Not found"
+
+
+class RequestTimeout(GatewayError):
+    """The request body did not arrive within ``gateway.body_timeout_ms``; the connection closes
+    (the rest of the body may still be trickling in, and nobody will read it)."""
+
+    status, code, default_message = 408, 2004, "Request body not received in time"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers=[(b"connection", b"close")])
 
 
 class PayloadTooLarge(GatewayError):

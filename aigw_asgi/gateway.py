@@ -24,9 +24,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._asgi import lifespan_loop
+from ._asgi import body_deadline, lifespan_loop
 from .admin import AdminApp
-from .auth import AdminGuard, AuthMiddleware
+from .auth import AdminGuard, AuthMiddleware, throttle_from_config
 from .budgets import BudgetMiddleware
 from .budgets.admin import BudgetAdmin
 from .cache import CacheMiddleware
@@ -130,7 +130,9 @@ class Gateway:
         self.universal = UniversalMiddleware(
             self.compat, self.config, providers=self.providers, routes=routes, websocket=websocket
         )
-        self.auth = AuthMiddleware(self.universal, gateway, keys=self.keys)
+        # One failure count per client address for gateway and admin tokens: guessing either costs the same.
+        throttle = throttle_from_config(gateway)
+        self.auth = AuthMiddleware(self.universal, gateway, throttle=throttle, keys=self.keys)
         self.telemetry = TelemetryMiddleware(self.auth, telemetry=self.recorder)
         self.app: ASGIApp = self.telemetry
         self.admin = AdminGuard(
@@ -153,9 +155,11 @@ class Gateway:
                 ),
             ),
             gateway,
+            throttle=throttle,
             public=is_shell,
         )
 
+        self._body_timeout = gateway.body_timeout_ms / 1000
         mount = self.config.gateway.mount_path.rstrip("/")
         self._mount = mount  # "" when the gateway sits at the root
 
@@ -195,7 +199,9 @@ class Gateway:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracked_send)
+            # A stalled or trickling body gets a 408 from whichever layer reads it (slow clients,
+            # docs/security.md); under `aigw serve` the server bounds the headers too.
+            await self.app(scope, body_deadline(receive, self._body_timeout), tracked_send)
         except UpstreamStreamError:
             # The upstream broke inside a non-streamed body after we had started relaying it.
             # Returning without finishing the body makes the server drop the connection, which

@@ -290,7 +290,8 @@ def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
 
 
 def config_secrets(config: Config) -> set[str]:
-    """Every secret a config holds: plain gateway tokens, the admin token, provider keys."""
+    """Every secret a config holds: plain gateway tokens, the admin token, provider keys, and the
+    passwords inside storage URLs (``redis://:pw@…``, ``postgresql://user:pw@…``)."""
     out: set[str] = set()
     g = config.gateway
     if g.admin_token:
@@ -303,6 +304,13 @@ def config_secrets(config: Config) -> set[str]:
             out.add(provider.api_key)
         for key in provider.api_keys:
             out.add(key.key)
+    for url in (config.cache.storage, config.rate_limit.storage, config.logs.store):
+        try:
+            password = urlsplit(url.replace(",", "/", 1) if "+cluster" in url else url).password
+        except ValueError:
+            continue
+        if password:
+            out.add(password)
     return out
 
 

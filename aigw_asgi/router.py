@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import _json, multipart
-from ._asgi import ClientDisconnected, lifespan_loop, read_body
+from ._asgi import ClientDisconnected, ClientWatch, lifespan_loop, read_body
 from .config import Config
 from .context import ErrorType, RequestContext, ensure_context
 from .errors import (
@@ -41,7 +41,7 @@ from .providers.registry import Provider, ProviderRegistry, dialect, join_url, m
 from .providers.stream import StreamTracker, error_event
 from .providers.usage import usage_from_json
 from .realtime import RealtimeProxy
-from .routing.retry import next_retry_delay, retry_policy
+from .routing.retry import RetryPolicy, next_retry_delay, retry_policy
 from .transport import Transport, UpstreamResponse, UpstreamStreamError, make_transport
 from .types import Receive, Scope, Send
 
@@ -170,7 +170,28 @@ class ProviderRouter:
         )
         # Set only once a call is about to leave: telemetry makes upstream (client) spans from it.
         ctx.upstream_host, ctx.upstream_port = _host_port(url.partition("?")[0])
-        resp: UpstreamResponse
+        # From the moment the request leaves until the answer is relayed, a client that hangs up
+        # cancels the call: before the first byte (the provider is still generating, and billing),
+        # between retries, and mid-answer. One watcher per request, not one per stream.
+        watch = ClientWatch(receive)
+        try:
+            resp = await self._call(ctx, url, headers, body, policy)
+            if injected_key is not None and resp.status >= 400:
+                # Some providers quote the key they refused in the error body. The client never
+                # had that key (the gateway injected it), so it must not learn it from us.
+                resp = await _BufferedResponse.redacted(resp, injected_key.encode())
+            await self._relay(ctx, provider, resp, send, strip_usage, watch)
+        except asyncio.CancelledError:
+            if not watch.release():
+                raise
+            ctx.client_gone()
+        finally:
+            watch.stop()
+
+    async def _call(
+        self, ctx: RequestContext, url: str, headers: list[tuple[str, str]], body: bytes, policy: RetryPolicy
+    ) -> UpstreamResponse:
+        """The upstream answer, after the retries the policy allows (each one a row of its own)."""
         while True:
             try:
                 resp = await self.transport.request(ctx.method, url, headers, body, first_byte_timeout=policy.timeout)
@@ -184,21 +205,12 @@ class ProviderRouter:
                 await asyncio.sleep(delay)
                 continue
             delay = next_retry_delay(policy, ctx.attempt, resp.status, header(resp.headers, b"retry-after"))
-            if delay is not None:
-                error_body = await _drain(resp, self.log_body_cap)
-                ctx.response_body = error_body
-                ctx.next_attempt(status_code=resp.status, error=f"upstream {resp.status}", error_type=str(resp.status))
-                await asyncio.sleep(delay)
-                continue
-            break
-        if injected_key is not None and resp.status >= 400:
-            # Some providers quote the key they refused in the error body. The client never
-            # had that key (the gateway injected it), so it must not learn it from us.
-            resp = await _BufferedResponse.redacted(resp, injected_key.encode())
-        if _is_stream(resp.headers):
-            await self._relay_watching(ctx, provider, resp, receive, send, strip_usage)
-        else:
-            await self._relay(ctx, provider, resp, send, strip_usage)
+            if delay is None:
+                return resp
+            error_body = await _drain(resp, self.log_body_cap)
+            ctx.response_body = error_body
+            ctx.next_attempt(status_code=resp.status, error=f"upstream {resp.status}", error_type=str(resp.status))
+            await asyncio.sleep(delay)
 
     def _upstream_headers(
         self, ctx: RequestContext, provider: Provider, query: bytes, alias: str | None
@@ -244,45 +256,6 @@ class ProviderRouter:
 
     # -- the answer -----------------------------------------------------------------------------
 
-    async def _relay_watching(
-        self,
-        ctx: RequestContext,
-        provider: Provider,
-        resp: UpstreamResponse,
-        receive: Receive,
-        send: Send,
-        strip_usage: bool,
-    ) -> None:
-        """Relay a stream while watching for the client to leave.
-
-        Servers such as uvicorn silently drop ``send()`` after a disconnect, so without this a
-        long stream would be read from the provider (and paid for) to the end. A watcher task
-        waits for ``http.disconnect`` and cancels the relay; only that cancellation is swallowed.
-        """
-        task = asyncio.current_task()
-        gone = False
-
-        async def watch() -> None:
-            nonlocal gone
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    gone = True
-                    if task is not None:
-                        task.cancel()
-                    return
-
-        watcher = asyncio.create_task(watch())
-        try:
-            await self._relay(ctx, provider, resp, send, strip_usage)
-        except asyncio.CancelledError:
-            if not gone or task is None:
-                raise
-            task.uncancel()
-            ctx.client_gone()
-        finally:
-            watcher.cancel()
-
     async def _relay(
         self,
         ctx: RequestContext,
@@ -290,6 +263,7 @@ class ProviderRouter:
         resp: UpstreamResponse,
         send: Send,
         strip_usage: bool,
+        watch: ClientWatch,
     ) -> None:
         ctx.answered(resp.status)
         headers = [(k, v) for k, v in resp.headers if k not in _DROP_RESPONSE]
@@ -341,12 +315,25 @@ class ProviderRouter:
                 else:
                     tail = error_event(provider.format, message)
                 await send({"type": "http.response.body", "body": tail, "more_body": False})
+                watch.stop()
                 return
+            except asyncio.CancelledError:
+                # The client left. Once the stream's terminal event was relayed it has the whole
+                # answer -- the openai SDK hangs up at [DONE], litellm at Anthropic's message_stop,
+                # while the provider closes its side a few ms later: the request is complete (a
+                # success, cached); only the provider's close is not waited for.
+                if tracker is None or not tracker.completed or not watch.release():
+                    raise
             tail = tracker.finish() if tracker is not None and decoder is None else b""
+            # After a client that left at the terminal event, the server drops this message; the
+            # layers above (the cache's recording) still see the answer end.
             await send({"type": "http.response.body", "body": tail, "more_body": False})
+            watch.stop()
         except OSError:
-            # ASGI >= 2.4 servers raise OSError from send() once the client is gone.
-            ctx.client_gone()
+            # ASGI >= 2.4 servers raise OSError from send() once the client is gone; after the
+            # terminal event that is the client hanging up on a complete answer.
+            if tracker is None or not tracker.completed:
+                ctx.client_gone()
         finally:
             await resp.aclose()
             ctx.ended = time.perf_counter()
@@ -370,11 +357,6 @@ class ProviderRouter:
 def _host_port(url: str) -> tuple[str | None, int]:
     split = urlsplit(url)
     return split.hostname, split.port or (443 if split.scheme == "https" else 80)
-
-
-def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:
-    value = header(headers, b"content-type") or b""
-    return value.lower().startswith((b"text/event-stream", b"application/x-ndjson"))
 
 
 class _BufferedResponse:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ._asgi import replay_receive
-from .context import RequestContext
+from .context import ErrorType, RequestContext
 from .errors import GatewayError, UpstreamError, send_error
 from .headers import set_headers
 from .providers.registry import ProviderRegistry
@@ -137,6 +137,9 @@ class StepRunner:
         finally:
             if child.ended is None:
                 child.ended = time.perf_counter()
+        if outcome.status is None and child.error_type == ErrorType.CLIENT_DISCONNECT:
+            outcome.committed = True  # the client left before an answer: no one to answer, nothing to try next
+            return outcome
         if outcome.status is None and not outcome.committed and last:
             missing = UpstreamError("The step produced no answer")
             child.fail(missing)

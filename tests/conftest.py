@@ -7,6 +7,8 @@ slow, so the fake upstream and Redis live for the whole session and are reset/fl
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,7 +16,16 @@ from typing import Any
 import pytest
 
 from tests.fakes.upstream import FakeUpstream, RunningFake
-from tests.servers import RedisClusterServer, RedisServer, ServerThread
+from tests.servers import (
+    PostgresServer,
+    RedisCluster,
+    RedisClusterServer,
+    RedisServer,
+    ServerThread,
+    free_port,
+    postgres_bin,
+    wait_for_port,
+)
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +60,36 @@ def redis_cluster() -> Iterator[RedisClusterServer]:
         pytest.skip("redis-server not installed: apt-get install redis-server")
     with RedisClusterServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster3() -> Iterator[RedisCluster]:
+    """A real three-master Redis Cluster (``redis-cli --cluster create``): keys spread over nodes."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server not installed: apt-get install redis-server")
+    with RedisCluster(masters=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A session-wide throwaway PostgreSQL (initdb + pg_ctl on a free port); skipped only if the
+    server binaries are missing (apt-get install postgresql; .ci/run installs them)."""
+    if postgres_bin("initdb") is None or postgres_bin("pg_ctl") is None:
+        pytest.skip("PostgreSQL not installed (apt-get install postgresql)")
+    with PostgresServer() as server:
+        yield server
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """URL of a new, empty database (the server is restarted first if a test stopped it)."""
+    if not postgres_server.running:
+        postgres_server.start()
+    return postgres_server.create_database(f"t{next(_databases)}")
 
 
 @pytest.fixture
@@ -109,6 +150,36 @@ def gateway_config(fake_url: str, **sections: Any) -> Any:
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return config_from_dict(data)
+
+
+@pytest.fixture
+def aigw_serve(tmp_path: Any) -> Iterator[Callable[[str], int]]:
+    """``aigw_serve(toml_text) -> port``: a real ``aigw serve`` process, stopped at teardown."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(config: str) -> int:
+        path = tmp_path / f"aigw-{len(procs)}.toml"
+        path.write_text(config)
+        port = free_port()
+        log_path = tmp_path / f"aigw-{len(procs)}.log"
+        with log_path.open("wb") as log:
+            cmd = [sys.executable, "-m", "aigw_asgi", "serve", "--config", str(path), "--port", str(port)]
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
+        try:
+            wait_for_port(port, timeout=20)
+        except TimeoutError:
+            raise AssertionError(log_path.read_text()) from None
+        return port
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Real servers for tests: any ASGI app under uvicorn in a thread, and a throwaway redis-server.
+"""Real servers for tests: any ASGI app under uvicorn in a thread, a throwaway redis-server, a
+Redis Cluster of three masters, and a throwaway PostgreSQL (``initdb`` + ``pg_ctl``).
 
 Why: the gateway must be tested over real sockets (streaming, disconnects, timeouts and connection
 reuse behave differently through an in-process transport), and rate-limit/cache code needs a real
@@ -8,6 +9,7 @@ these too.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import socket
@@ -20,7 +22,15 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["RedisServer", "ServerThread", "free_port", "wait_for_port"]
+__all__ = [
+    "PostgresServer",
+    "RedisCluster",
+    "RedisClusterServer",
+    "RedisServer",
+    "ServerThread",
+    "free_port",
+    "wait_for_port",
+]
 
 
 def free_port() -> int:
@@ -243,11 +253,19 @@ class RedisServer:
         except OSError:
             return "<no log>"
 
+    def command(self, *args: str, timeout: float = 1.0) -> bytes:
+        """Send one command on a connection of its own; the raw first reply line (``b"+OK\\r\\n"``)."""
+        return _redis_command(self.port, *args, timeout=timeout)
+
     def flushall(self) -> None:
         """Drop all keys (used between tests)."""
         reply = _redis_command(self.port, "FLUSHALL")
         if not reply.startswith(b"+OK"):
             raise RuntimeError(f"FLUSHALL failed: {reply!r}")
+
+    def dbsize(self) -> int:
+        """How many keys this server holds."""
+        return int(_redis_command(self.port, "DBSIZE").strip().lstrip(b":"))
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
@@ -298,3 +316,203 @@ class RedisClusterServer(RedisServer):
                 raise RuntimeError(f"cluster did not come up: {self.log_tail()}")
             time.sleep(0.05)
         return self
+
+
+class RedisCluster:
+    """A real multi-node Redis Cluster on loopback: ``masters`` nodes (three by default) joined by
+    ``redis-cli --cluster create``, so keys spread over nodes and clients must follow MOVED.
+
+    ``url`` is a ``redis+cluster://`` seed URL (the gateway's cache and rate-limit storages accept
+    it); ``kill(i)``/``restart(i)`` stop and bring back one node on its port.
+    """
+
+    def __init__(self, masters: int = 3) -> None:
+        if shutil.which("redis-cli") is None:
+            raise RuntimeError("redis-cli not found on PATH; install it (apt-get install redis-server)")
+        self.nodes = [_ClusterNode() for _ in range(masters)]
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self) -> RedisCluster:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        result = subprocess.run(
+            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {result.stdout}{result.stderr}")
+        self.wait_ok()
+        return self
+
+    def wait_ok(self, timeout: float = 20.0) -> None:
+        """Until every node reports ``cluster_state:ok`` (slots assigned and gossip settled)."""
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            while b"cluster_state:ok" not in _redis_reply(node.port, "CLUSTER", "INFO"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cluster did not come up: {node.log_tail()}")
+                time.sleep(0.05)
+
+    def flushall(self) -> None:
+        for node in self.nodes:
+            node.flushall()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+    def __enter__(self) -> RedisCluster:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _ClusterNode(RedisServer):
+    """One empty cluster-enabled redis-server (its slots come from ``redis-cli --cluster create``)."""
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        nodes = os.path.join(self._dir, f"nodes-{self.port}.conf")
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += ["--dir", self._dir, "--logfile", self._log_path, "--cluster-enabled", "yes"]
+        args += ["--cluster-config-file", nodes, "--cluster-node-timeout", "2000"]
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def flushall(self) -> None:
+        # FLUSHALL on a replica-less master; keys of other slots live on the other nodes.
+        _redis_reply(self.port, "FLUSHALL")
+
+
+def _redis_reply(port: int, *args: str) -> bytes:
+    """Like `_redis_command` but reads a whole bulk reply (CLUSTER INFO spans many lines)."""
+    payload = f"*{len(args)}\r\n".encode() + b"".join(
+        f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=2.0) as sock:
+        sock.sendall(payload)
+        reply = sock.recv(65536)
+        if reply.startswith(b"$"):
+            size = int(reply[1 : reply.index(b"\r\n")])
+            while len(reply) < size + len(str(size)) + 5:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+    return reply
+
+
+def postgres_bin(name: str) -> str | None:
+    """A PostgreSQL server binary (``initdb``, ``pg_ctl``): on PATH or under Debian's
+    /usr/lib/postgresql/VERSION/bin (newest first)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True):
+        candidate = os.path.join(directory, name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    version = path.split("/")[-2]
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (``initdb`` in a temp dir, ``pg_ctl`` on a free
+    port, trust authentication, no durability: tests need speed, not crash safety).
+
+    PostgreSQL refuses to run as root, so as root every command runs as the ``postgres`` user
+    (``runuser``), which owns the data directory. ``stop()``/``start()`` keep the port and the
+    data, so a test can take the database away mid-run and bring it back.
+    """
+
+    def __init__(self, port: int | None = None, *, settings: dict[str, str] | None = None) -> None:
+        initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
+        if initdb is None or pg_ctl is None:
+            raise RuntimeError("PostgreSQL server binaries not found; install them (apt-get install postgresql)")
+        self.initdb, self.pg_ctl = initdb, pg_ctl
+        self.psql = postgres_bin("psql") or "psql"
+        self.port: int = port if port is not None else free_port()
+        self.settings = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", **(settings or {})}
+        self._dir = tempfile.mkdtemp(prefix="aigw-pg-")
+        self.data = os.path.join(self._dir, "data")
+        self._log_path = os.path.join(self._dir, "postgres.log")
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            shutil.chown(self._dir, "postgres", "postgres")
+        self._initialised = False
+        self.running = False
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        cmd = ["runuser", "-u", "postgres", "--", *args] if self._as_postgres else list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self._dir)
+
+    def start(self) -> PostgresServer:
+        if self.running:
+            return self
+        if not self._initialised:
+            args = ["-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]
+            done = self._run(self.initdb, *args)
+            if done.returncode != 0:
+                raise RuntimeError(f"initdb failed: {done.stdout}{done.stderr}")
+            self._initialised = True
+        options = f"-p {self.port} -k {self._dir} -c listen_addresses=127.0.0.1"
+        options += "".join(f" -c {k}={v}" for k, v in self.settings.items())
+        done = self._run(self.pg_ctl, "-D", self.data, "-l", self._log_path, "-o", options, "-w", "-t", "60", "start")
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {done.stdout}{done.stderr}{self.log_tail()}")
+        self.running = True
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (``-m fast``: open connections are cut, as when a database goes away)."""
+        if self.running:
+            self._run(self.pg_ctl, "-D", self.data, "-m", "fast", "-w", "stop")
+            self.running = False
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        """Run one statement through ``psql`` and return its unaligned output."""
+        done = self._run(
+            self.psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
+            "-v", "ON_ERROR_STOP=1", "-At", "-c", statement,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"psql failed: {done.stderr}")
+        return done.stdout
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; returns its URL."""
+        self.sql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self._log_path, encoding="utf-8", errors="replace") as fh:
+                return "".join(fh.readlines()[-lines:])
+        except OSError:
+            return "<no log>"
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

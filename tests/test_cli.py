@@ -95,6 +95,48 @@ def test_serve_redacts_secrets_from_every_log_line(caplog) -> None:
                 handler.removeFilter(f)
 
 
+def test_workers_refuse_a_limit_each_would_count_alone(tmp_path: Path) -> None:
+    """SPEC §16: limits on memory storage with N > 1 workers fail at start, naming the keys and the fix."""
+    config = tmp_path / "split.toml"
+    config.write_text(
+        '[logs]\nstore = "memory://"\n[rate_limit]\nlimit = 5\n'
+        '[[rate_limit.rules]]\nname = "per-ip"\nlimit = 2\nperiod = 60\nscope = ["ip"]\n'
+    )
+    result = aigw("serve", "--config", str(config), "--workers", "2", "--port", str(free_port()))
+    assert result.returncode == 2, result.stderr
+    assert "rate_limit.limit, rate_limit.rules[0] (per-ip)" in result.stderr
+    assert "redis://" in result.stderr and "gateway on" not in result.stderr
+    one = aigw("check-config", str(config))
+    assert one.returncode == 0  # one worker (the default): nothing is split
+    config.write_text(config.read_text() + "[server]\nworkers = 3\n")
+    three = aigw("check-config", str(config))
+    assert three.returncode == 2 and "3 workers with rate_limit.storage = memory://" in three.stderr
+
+
+def test_workers_warn_about_a_per_worker_memory_cache(tmp_path: Path, redis_url: str) -> None:
+    """A memory cache with N > 1 workers starts (each worker fills its own) but says so once."""
+    config = tmp_path / "cache.toml"
+    config.write_text(
+        f'[logs]\nstore = "sqlite:///{tmp_path}/aigw.db"\n[cache]\nttl = 60\n'
+        f'[rate_limit]\nlimit = 5\nstorage = "{redis_url}"\n'
+    )
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aigw_asgi", "serve", "--config", str(config), "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        assert httpx.get(f"http://127.0.0.1:{port}/admin/health").status_code == 200
+    finally:
+        output = stop(proc)
+    assert output.count("each worker keeps its own cache") == 1, output
+    assert "logs.store" not in output and "rate_limit" not in output
+
+
 def test_check_config_refuses_a_log_database_it_cannot_write(tmp_path: Path, capsys) -> None:
     """Issue 11 defect 10: an unwritable SQLite path passed check-config, then lost every row."""
     blocker = tmp_path / "a-file"
@@ -118,3 +160,23 @@ def test_check_config_refuses_a_log_database_it_cannot_write(tmp_path: Path, cap
     assert main(["check-config", str(off)]) == 0
     result = aigw("serve", "--config", str(config), "--port", str(free_port()))
     assert result.returncode == 2 and "logs.store:" in result.stderr
+
+
+def test_serve_answers_a_websocket_message_over_16_mib_with_an_error_frame(
+    aigw_serve, fake_upstream: RunningFake
+) -> None:
+    """Issue 11: uvicorn's own 16 MiB cap closed the socket (1009) before the gateway could say 2007."""
+    import json
+
+    from websockets.sync.client import connect
+
+    port = aigw_serve(f'[logs]\nstore = "memory://"\n[providers.openai]\nbase_url = "{fake_upstream.url}/v1"\n')
+    chat = {"provider": "openai", "endpoint": "chat/completions", "query": {"model": "gpt-4o-mini", "messages": []}}
+    big = json.dumps({"type": "universal.create", "eventId": "big", "request": chat, "pad": "x" * (17 << 20)})
+    with connect(f"ws://127.0.0.1:{port}/", open_timeout=10, close_timeout=2, max_size=None) as ws:
+        ws.send(big)
+        frame = json.loads(ws.recv(timeout=30))
+        assert frame["type"] == "universal.error" and frame["error"]["code"] == 2007
+        # The socket stays open and usable.
+        ws.send(json.dumps({"type": "universal.create", "eventId": "small", "request": chat}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "universal.created"

@@ -92,7 +92,7 @@ def test_aigw_config_env_var(tmp_path, monkeypatch) -> None:
         ({"providers": {"openai": {"base_url": "ftp://x"}}}, "providers.openai.base_url"),
         ({"rate_limit": {"rules": [{"limit": 1, "period": 1, "scope": ["planet"]}]}}, "unknown scope 'planet'"),
         ({"server": {"port": True}}, "server.port: expected an integer"),
-        ({"logs": {"store": "postgres://x"}}, "logs.store"),
+        ({"logs": {"store": "mysql://x"}}, "logs.store"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, message: str) -> None:

@@ -106,6 +106,15 @@ def test_client_gone_is_499_only_when_nothing_was_answered() -> None:
     assert (streaming.status_code, streaming.error_type) == (200, "client_disconnect")
 
 
+def test_a_client_leaving_after_the_streams_terminal_event_is_not_an_error() -> None:
+    """The openai SDK hangs up at [DONE]: whichever layer notices, the answer was complete."""
+    ctx = _ctx()
+    ctx.answered(200)
+    ctx.stream = ctx.stream_complete = True
+    ctx.client_gone()
+    assert (ctx.status_code, ctx.error, ctx.error_type) == (200, None, None)
+
+
 def test_broke_after_an_upstream_error_status_keeps_the_status_as_type() -> None:
     ctx = _ctx()
     ctx.answered(503)

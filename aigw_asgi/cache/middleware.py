@@ -108,6 +108,8 @@ class CacheMiddleware:
             + (b"\x00" + policy.canonical_body(b"", ctx.cache_vary) if ctx.cache_vary is not None else b""),
             stream=policy.stream_flag(parsed),
             custom_key=ctx.options.cache_key,
+            token=ctx.token_name,
+            share_across_tokens=self.config.share_across_tokens,
         )
         ctx.cache_key = key
         inner_receive = replay_receive(body, receive)
@@ -220,7 +222,7 @@ class CacheMiddleware:
         ctx.endpoint = rest
         ctx.model = ctx.model or entry.model or self._model(provider, rest, parsed)
         ctx.answered(entry.status)
-        ctx.stream = ctx.stream_complete = entry.stream
+        ctx.stream = entry.stream
         ctx.response_body = entry.body[: self.log_body_bytes]  # a full slice of bytes is not a copy
         age = str(max(0, int(time.time() - entry.stored_at))).encode()
         headers = [
@@ -233,6 +235,7 @@ class CacheMiddleware:
         try:
             await send({"type": "http.response.start", "status": entry.status, "headers": headers})
             await send({"type": "http.response.body", "body": entry.body})
+            ctx.stream_complete = entry.stream  # the whole stored stream reached the server
         except OSError:  # ASGI >= 2.4 servers raise once the client is gone
             ctx.client_gone()
         ctx.ended = time.perf_counter()

@@ -12,8 +12,13 @@ out serves wrong answers (LiteLLM #42400, #9844). A multipart upload is keyed by
 filenames, types, contents), not its bytes: clients pick a random boundary per request, so the
 same transcription sent twice never had the same bytes. ``cf-aig-metadata`` is a header and never part
 of it. A ``cf-aig-cache-key`` replaces the body-derived part, but stays scoped by gateway,
-provider, credential and whether a stream was asked for, so a custom key can neither leak an
-answer to another tenant nor hand an SSE stream to a client that expects JSON.
+provider, credential, gateway token and whether a stream was asked for, so a custom key can
+neither reach another tenant's entries nor hand an SSE stream to a client that expects JSON.
+
+Tenants: with a stored provider key, clients of different gateway tokens send the same (no)
+credential, so the credential alone does not keep them apart. The name of the gateway token is
+part of every custom key (tenant A choosing ``faq-1`` must never answer tenant B's ``faq-1``)
+and, unless ``cache.share_across_tokens``, of every body-derived key too.
 """
 
 from __future__ import annotations
@@ -129,19 +134,25 @@ def cache_key(
     body: bytes,
     stream: bytes,
     custom_key: str | None = None,
+    token: str | None = None,
+    share_across_tokens: bool = False,
 ) -> str:
     """The entry id, ``"{provider}:{sha256 hex}"``.
 
-    The provider prefix lets storages purge one provider without an index; the id is what logs
-    show and what ``purge(key=…)`` takes. Fields are length-prefixed so no two different inputs
-    can concatenate to the same bytes.
+    ``token`` is the name of the gateway token that authenticated the request (None without
+    authentication): always part of a custom key, part of a body-derived key unless
+    ``share_across_tokens``. The provider prefix lets storages purge one provider without an
+    index; the id is what logs show and what ``purge(key=…)`` takes. Fields are length-prefixed so
+    no two different inputs can concatenate to the same bytes.
     """
     h = hashlib.sha256()
+    tenant = b"" if token is None else b"t" + token.encode()
     if custom_key is not None:
         parts: tuple[bytes, ...] = (
             b"custom",
             gateway_id.encode(),
             provider.encode(),
+            tenant,
             credential,
             stream,
             custom_key.encode(),
@@ -154,6 +165,7 @@ def cache_key(
             method.encode(),
             path.encode(),
             query,
+            b"" if share_across_tokens else tenant,
             credential,
             stream,
             body,

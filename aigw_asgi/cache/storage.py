@@ -6,8 +6,9 @@
 
 Failure rule (SPEC §6): cache trouble is a MISS, never an error and never a hang. Every Redis
 operation of the request path is bounded (socket timeouts, no retries, and an ``asyncio.timeout``
-around it); after a failure a short circuit breaker skips Redis entirely for a moment, so a dead
-Redis costs nothing per request, and one warning is logged per outage, not one per request.
+around it); after a few consecutive failures a short circuit breaker skips Redis entirely for a
+moment, so a dead Redis costs nothing per request, and one warning is logged per outage, not one
+per request.
 ``purge`` is an operator action: it has a longer bound and raises, because "purged" must be true.
 
 Entries are stored as a compact binary record (magic, JSON meta, body) — never pickle, so a Redis
@@ -25,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..breaker import Breaker, StorageDown
+from ..breaker import DEFAULT_THRESHOLD, Breaker, StorageDown
 from ..config import CacheConfig
 from ..types import Headers
 
@@ -201,6 +202,7 @@ class RedisStorage:
         key_prefix: str = "aigw",
         timeout_ms: int = 250,
         breaker_s: float = 1.5,
+        breaker_failures: int = DEFAULT_THRESHOLD,
         purge_timeout_s: float = 60.0,
         client: Any = None,
     ) -> None:
@@ -212,10 +214,16 @@ class RedisStorage:
         self._client = client
         self._owns_client = client is None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Request-path calls (get/set) go through the shared breaker: a Redis in trouble costs one
-        # timeout, then nothing until it is probed again. Purges are operator calls: they raise.
+        # Request-path calls (get/set) go through the shared breaker: a slow call is one MISS; a
+        # Redis in trouble costs ``breaker_failures`` timeouts, then nothing until it is probed
+        # again. Purges are operator calls: they raise.
         self.breaker = Breaker(
-            what="cache storage", logger=logger, timeout_s=self.timeout, backoff_s=breaker_s, consequence="serving MISS"
+            what="cache storage",
+            logger=logger,
+            timeout_s=self.timeout,
+            backoff_s=breaker_s,
+            threshold=breaker_failures,
+            consequence="serving MISS",
         )
         _import_redis()  # fail at construction, naming the extra, not at the first request
 

@@ -12,7 +12,9 @@ request never reaches a provider. Per request:
 
 A refusal is a 429 (code 2003) with ``Retry-After`` and ``RateLimit-*`` headers, and
 ``ctx.rate_limited_by`` names the rule for the log row. Storage trouble goes through one
-`Breaker` (breaker.py): ``fail_open`` lets requests through (one warning per outage), otherwise 503 code 2011.
+`Breaker` (breaker.py): a call that fails or times out lets *its* request through when
+``fail_open`` (else 503 code 2011); only ``breaker_failures`` consecutive failures open the
+circuit, and only then do requests pass without asking the store (one warning per outage).
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class RateLimitMiddleware:
             logger=logger,
             timeout_s=self.config.timeout_ms / 1000,
             backoff_s=outage_backoff_s,
+            threshold=self.config.breaker_failures,
             failures=(StorageError, OSError),
         )
         self._storage = storage

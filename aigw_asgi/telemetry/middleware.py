@@ -20,7 +20,7 @@ from ..context import RequestContext, ensure_context
 from ..types import ASGIApp, Message, Receive, Scope, Send
 from .cost import PriceTable
 from .recorder import Telemetry
-from .store import LogStore
+from .stores import LogStore
 
 PER_MESSAGE = "aigw.telemetry.per_message"
 """``ctx.extra`` key set by a WebSocket layer that records each message itself (the WebSocket

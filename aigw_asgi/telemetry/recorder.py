@@ -18,7 +18,7 @@ from ..redact import Redactor, config_secrets, redact_labels
 from ..types import Scope
 from .cost import PriceTable
 from .records import RecordSettings, apply_cost
-from .store import LogStore, make_store
+from .stores import LogStore, make_store
 from .writer import LogWriter
 
 logger = logging.getLogger("aigw_asgi.telemetry")

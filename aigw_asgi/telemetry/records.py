@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import GatewayError
 from ..redact import request_secrets
@@ -98,6 +99,23 @@ class LogRecord:
 
 
 FIELD_NAMES = frozenset(f.name for f in fields(LogRecord))
+BODY_FIELDS = ("request_body", "response_body")
+
+ColumnKind = Literal["text", "real", "int", "bool", "json"]
+_KINDS: dict[object, ColumnKind] = {str: "text", float: "real", int: "int", bool: "bool", dict: "json"}
+
+
+def _kind(annotation: object) -> ColumnKind:
+    """``int | None`` -> "int", ``dict[str, ...] | None`` -> "json": what a store needs to pick a type."""
+    options = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    return _KINDS[typing.get_origin(options[0]) or options[0]]
+
+
+COLUMNS: tuple[tuple[str, ColumnKind], ...] = tuple(
+    (name, _kind(hint)) for name, hint in typing.get_type_hints(LogRecord).items() if name not in BODY_FIELDS
+)
+"""The stored columns of a log row (bodies live apart), derived from `LogRecord`: each SQL store
+maps the kinds to its own types, so a field added to the record is a column everywhere."""
 
 
 def iso(ts: float) -> str:

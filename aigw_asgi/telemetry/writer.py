@@ -7,6 +7,11 @@ hands them to the `LogStore`. The task starts lazily in the running loop (a moun
 lifespan events) and `aclose` flushes and stops it. When the store cannot keep up and the queue is
 full, rows are dropped and counted (``dropped``, with a warning) rather than making a client wait:
 logs must never slow the traffic they describe.
+
+A store that fails (Redis restarting, a locked or full disk) does not lose the batch at once: the
+writer retries that one batch with backoff (`RETRY_DELAYS_S`, about 15 s in all) while new rows
+wait in the bounded queue; only then are the batch's rows dropped and counted (``failed``).
+Writes are idempotent (rows are keyed by their id), so a retry after a half-done write is safe.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from typing import Any
 from ..config import LogsConfig
 from ..context import RequestContext
 from .records import LogRecord, RecordSettings, records_from_context
-from .store import LogStore
+from .stores import LogStore
 
 logger = logging.getLogger("aigw_asgi.telemetry")
 
 _WARN_EVERY_S = 10.0
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+"""Waits between the tries of one batch on a failing store: an outage of ~15 s loses no row."""
 
 
 class _Flush:
@@ -129,13 +136,23 @@ class LogWriter:
     async def _write(self, batch: list[RequestContext | _Flush]) -> None:
         contexts = [item for item in batch if not isinstance(item, _Flush)]
         if contexts:
-            records: list[LogRecord] = []
+            await self._write_rows(contexts)
+        for item in batch:
+            if isinstance(item, _Flush):
+                item.done.set()
 
-            def build() -> list[LogRecord]:
-                records.extend(_build(contexts, self.settings))
-                return records
+    async def _write_rows(self, contexts: list[RequestContext]) -> None:
+        records: list[LogRecord] = []
 
+        def build() -> list[LogRecord]:
+            records.extend(_build(contexts, self.settings))
+            return records
+
+        for delay in (*RETRY_DELAYS_S, None):
             try:
+                if records:  # built on an earlier try: write the same rows again
+                    self.written += await self.store.write(records)
+                    break
                 # Row building decodes and redacts bodies: keep that CPU off the event loop. A
                 # store with a thread of its own builds there: one thread handoff per batch.
                 write_built = getattr(self.store, "write_built", None)
@@ -143,15 +160,26 @@ class LogWriter:
                     self.written += await write_built(build)
                 else:
                     self.written += await self.store.write(await asyncio.to_thread(build))
-            except Exception:
-                self.failed += len(records) or len(contexts)
-                now = time.monotonic()
-                if now - self._warned_at > _WARN_EVERY_S:
-                    self._warned_at = now
-                    logger.exception("log store %s failed; %d rows lost so far", self.store.kind, self.failed)
-        for item in batch:
-            if isinstance(item, _Flush):
-                item.done.set()
+                break
+            except asyncio.CancelledError:
+                self.failed += len(records) or len(contexts)  # shut down mid-outage
+                raise
+            except Exception as exc:
+                # The class name only: a store's error message may carry its URL and password.
+                what = f"log store {self.store.kind} failed ({type(exc).__name__})"
+                if delay is None:
+                    self.failed += len(records) or len(contexts)
+                    self._warn(f"{what} {len(RETRY_DELAYS_S) + 1} times: a batch is lost, {self.failed} rows so far")
+                    return
+                self._warn(f"{what}; retrying the batch ({self.failed} rows lost so far)")
+                await asyncio.sleep(delay)
+
+    def _warn(self, message: str) -> None:
+        """At most one warning per ``_WARN_EVERY_S``."""
+        now = time.monotonic()
+        if now - self._warned_at > _WARN_EVERY_S:
+            self._warned_at = now
+            logger.warning("%s", message)
 
     async def flush(self) -> None:
         """Wait until every row queued so far is written (the admin API calls this before reading)."""

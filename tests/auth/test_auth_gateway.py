@@ -216,3 +216,42 @@ def test_admin_without_token_answers_loopback_clients_only(make_gateway) -> None
     assert httpx.get(health).status_code == 200  # the test client is on 127.0.0.1
     forwarded = httpx.get(health, headers={"x-forwarded-for": "203.0.113.7"})
     assert forwarded.status_code == 401 and forwarded.json()["error"][0]["code"] == 2009
+    # A proxy on the same host that names the client only in True-Client-IP / X-Client-IP (issue 11).
+    for name in ("true-client-ip", "x-client-ip"):
+        assert httpx.get(health, headers={name: "203.0.113.7"}).status_code == 401, name
+
+
+def test_token_guessing_is_throttled_per_client_address(make_gateway) -> None:
+    """Issue 11: ~2,000 wrong tokens a second were answered; now a few a minute per address."""
+    _, server = make_gateway(
+        gateway={
+            "authentication": True,
+            "tokens": [{"name": "app", "token": TOKEN}],
+            "admin_token": "admin-tok-999",
+            "auth_failures_per_minute": 3,
+            "trusted_proxy_header": "x-forwarded-for",
+        }
+    )
+    url = f"{server.url}/openai/models"
+    guesser = {"x-forwarded-for": "203.0.113.66"}
+    for i in range(3):
+        wrong = httpx.get(url, headers={**guesser, "cf-aig-authorization": f"Bearer guess-{i:04d}"})
+        assert wrong.status_code == 401
+    # Blocked now, even with the right token: a lucky guess must not be confirmed.
+    blocked = httpx.get(url, headers={**guesser, "cf-aig-authorization": f"Bearer {TOKEN}"})
+    assert blocked.status_code == 429 and blocked.json()["error"][0]["code"] == 2003
+    assert 1 <= int(blocked.headers["retry-after"]) <= 60
+    # Guessing the admin token counts against the same address, and is blocked the same way.
+    admin = httpx.get(f"{server.url}/admin/health", headers={**guesser, "authorization": "Bearer admin-tok-999"})
+    assert admin.status_code == 429
+    # Another client is unaffected.
+    other = httpx.get(url, headers={"x-forwarded-for": "198.51.100.7", "cf-aig-authorization": f"Bearer {TOKEN}"})
+    assert other.status_code != 429 and other.status_code != 401
+
+
+def test_admin_token_guessing_is_throttled(make_gateway) -> None:
+    _, server = make_gateway(gateway={"admin_token": "admin-tok-999", "auth_failures_per_minute": 2})
+    health = f"{server.url}/admin/health"
+    assert [httpx.get(health, headers={"authorization": f"Bearer no-{i}"}).status_code for i in range(2)] == [401, 401]
+    blocked = httpx.get(health, headers={"authorization": "Bearer admin-tok-999"})
+    assert blocked.status_code == 429 and "retry-after" in blocked.headers

@@ -122,8 +122,18 @@ def test_admin_without_token_is_loopback_only() -> None:
     # Through a reverse proxy on the same host every client looks local: forwarded requests do not pass.
     assert not guard.allowed(admin_scope("127.0.0.1", (b"x-forwarded-for", b"203.0.113.9")))
     assert not guard.allowed(admin_scope("127.0.0.1", (b"forwarded", b"for=203.0.113.9")))
-    custom = AdminGuard(_noop, GatewayConfig(trusted_proxy_header="CF-Connecting-IP"))
-    assert not custom.allowed(admin_scope("127.0.0.1", (b"cf-connecting-ip", b"203.0.113.9")))
+    custom = AdminGuard(_noop, GatewayConfig(trusted_proxy_header="X-Origin-Client"))
+    assert not custom.allowed(admin_scope("127.0.0.1", (b"x-origin-client", b"203.0.113.9")))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [b"true-client-ip", b"x-client-ip", b"cf-connecting-ip", b"fastly-client-ip", b"x-forwarded-host", b"via"],
+)
+def test_any_forwarding_header_makes_a_loopback_peer_remote(name: bytes) -> None:
+    """Issue 11: a proxy on the same host that sets only ``True-Client-IP`` opened the admin API."""
+    guard = AdminGuard(_noop, GatewayConfig())
+    assert not guard.allowed(admin_scope("127.0.0.1", (name, b"203.0.113.9")))
 
 
 def test_admin_token_in_either_header_from_anywhere() -> None:

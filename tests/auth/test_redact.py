@@ -187,6 +187,9 @@ def test_config_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
                 "openai": {"api_key": "sk-openai-provider"},
                 "anthropic": {"api_keys": [{"alias": "a", "key": "sk-ant-1"}, {"alias": "b", "key": "sk-ant-2"}]},
             },
+            "cache": {"storage": "redis+cluster://:cluster-pw@10.0.0.1:7000,10.0.0.2:7000"},
+            "rate_limit": {"storage": "redis://default:redis-pw@127.0.0.1:6379/0"},
+            "logs": {"store": "postgresql://aigw:pg-pw@db.internal:5432/aigw"},
         }
     )
     assert config_secrets(config) == {
@@ -195,6 +198,9 @@ def test_config_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
         "sk-openai-provider",
         "sk-ant-1",
         "sk-ant-2",
+        "cluster-pw",
+        "redis-pw",
+        "pg-pw",
     }
 
 

@@ -32,7 +32,7 @@ async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     elif kind == "redis":
         made = RedisLedger(request.getfixturevalue("redis_url"), "gw")
     elif kind == "postgresql":
-        made = PostgresLedger(request.getfixturevalue("pg_url"), "gw")
+        made = PostgresLedger(request.getfixturevalue("postgres_url"), "gw")
     else:
         cluster = request.getfixturevalue("redis_cluster")
         cluster.flushall()

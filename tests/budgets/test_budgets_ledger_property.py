@@ -154,8 +154,10 @@ def test_redis_never_overspends(redis_server, schedule: list) -> None:
 
 @_shared
 @given(ops)
-def test_postgres_never_overspends(keys_postgres, schedule: list) -> None:
-    url = keys_postgres.create_database(f"prop{next(_databases)}")
+def test_postgres_never_overspends(postgres_server, schedule: list) -> None:
+    if not postgres_server.running:
+        postgres_server.start()
+    url = postgres_server.create_database(f"budgetprop{next(_databases)}")
 
     async def go() -> None:
         ledger = PostgresLedger(url, "gw", timeout_s=10)

@@ -53,7 +53,7 @@ async def test_fifty_concurrent_requests_on_two_processes_admit_exactly_what_fit
     if storage == "sqlite":
         spend = f"sqlite:///{tmp_path / 'aigw.db'}"
     else:
-        spend = request.getfixturevalue("redis_url" if storage == "redis" else "pg_url")
+        spend = request.getfixturevalue("redis_url" if storage == "redis" else "postgres_url")
     config = f"""
 [[budgets]]
 name = "burst"

@@ -187,6 +187,52 @@ def test_custom_key_shares_across_bodies_but_not_stream_modes(make_gateway, fake
     assert chat_requests(fake_upstream) == 2
 
 
+TENANTS = {
+    "authentication": True,
+    "tokens": [{"name": "tenant-a", "token": "tok-tenant-a-1234"}, {"name": "tenant-b", "token": "tok-tenant-b-5678"}],
+}
+
+
+def _as(tenant: str, **headers: str) -> dict[str, str]:
+    return {"cf-aig-authorization": f"Bearer tok-{tenant}-{'1234' if tenant == 'tenant-a' else '5678'}", **headers}
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_a_tenants_custom_key_never_answers_another_tenant(
+    make_gateway, fake_upstream: RunningFake, share: bool
+) -> None:
+    """Issue 11 defect 5: two gateway tokens on one stored provider key; tenant A poisons ``faq-1``."""
+    _, server = make_gateway(
+        gateway=TENANTS, cache={"share_across_tokens": share}, providers={"openai": {"api_key": "sk-stored"}}
+    )
+    url = f"{server.url}/openai/chat/completions"
+    poisoned = {**CHAT, "messages": [{"role": "user", "content": "say something wrong"}]}
+    a = httpx.post(url, json=poisoned, headers=_as("tenant-a", **{"cf-aig-cache-key": "faq-1"}))
+    assert a.status_code == 200 and a.headers["cf-aig-cache-status"] == "MISS"
+    b = httpx.post(url, json=CHAT, headers=_as("tenant-b", **{"cf-aig-cache-key": "faq-1"}))
+    assert b.status_code == 200 and b.headers["cf-aig-cache-status"] == "MISS"
+    assert chat_requests(fake_upstream) == 2
+    assert fake_upstream.app.requests[-1].json == CHAT  # B's own question went to the provider
+    # Each tenant still hits its own entry.
+    again = httpx.post(url, json=CHAT, headers=_as("tenant-b", **{"cf-aig-cache-key": "faq-1"}))
+    assert again.headers["cf-aig-cache-status"] == "HIT" and again.content == b.content
+
+
+@pytest.mark.parametrize(("share", "hit"), [(False, "MISS"), (True, "HIT")])
+def test_body_derived_entries_are_per_token_unless_shared(
+    make_gateway, fake_upstream: RunningFake, share: bool, hit: str
+) -> None:
+    _, server = make_gateway(
+        gateway=TENANTS,
+        cache={"ttl": 300, "share_across_tokens": share},
+        providers={"openai": {"api_key": "sk-stored"}},
+    )
+    url = f"{server.url}/openai/chat/completions"
+    assert httpx.post(url, json=CHAT, headers=_as("tenant-a")).headers["cf-aig-cache-status"] == "MISS"
+    assert httpx.post(url, json=CHAT, headers=_as("tenant-b")).headers["cf-aig-cache-status"] == hit
+    assert httpx.post(url, json=CHAT, headers=_as("tenant-a")).headers["cf-aig-cache-status"] == "HIT"
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("cf-aig-cache-ttl", "59"), ("cf-aig-cache-ttl", "abc"), ("cf-aig-skip-cache", "maybe")],

@@ -191,6 +191,24 @@ def test_is_stream() -> None:
     assert not policy.is_stream([])
 
 
+def test_a_custom_key_never_reaches_another_gateway_tokens_entries() -> None:
+    """Tenants sharing a stored provider key send the same (no) credential: the token name keeps them apart."""
+    none = policy.credential_hash([])
+    a = key_for(custom_key="faq-1", credential=none, token="tenant-a")
+    b = key_for({"other": "body"}, custom_key="faq-1", credential=none, token="tenant-b")
+    assert a != b
+    # Sharing body-derived entries is an operator choice; a client-chosen key is never shared.
+    assert a != key_for(custom_key="faq-1", credential=none, token="tenant-b", share_across_tokens=True)
+    assert a == key_for({"other": "body"}, custom_key="faq-1", credential=none, token="tenant-a")
+
+
+def test_body_derived_keys_are_per_token_unless_shared() -> None:
+    assert key_for(token="tenant-a") != key_for(token="tenant-b")
+    assert key_for(token="tenant-a", share_across_tokens=True) == key_for(token="tenant-b", share_across_tokens=True)
+    # Without authentication (no token) everyone shares, as before.
+    assert key_for(token=None) == key_for(token=None, share_across_tokens=True)
+
+
 def test_multipart_bodies_are_keyed_by_their_parts_not_the_random_boundary() -> None:
     """Issue 11 defect 8: the openai SDK picks a random boundary, so equal uploads never hit."""
 

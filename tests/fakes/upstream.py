@@ -56,6 +56,8 @@ Steering -- three layers, later ones win:
        app.status = 503              # every request fails with a provider-format error body
        app.delay_s = 0.5             # wait before sending response headers (slow first byte)
        app.chunk_delay_s = 0.2       # wait between stream frames (prove incremental delivery)
+       app.linger_s = 2.0            # after a stream's last frame, keep the connection open this long
+                                     # (real providers close a few ms after [DONE] / message_stop)
        app.break_after = 2           # cut the connection after 2 stream frames (no terminal event)
        app.hang = True               # never answer until app.release()/reset() or client disconnect
        app.gzip = True               # Content-Encoding: gzip even though the client did not ask
@@ -81,6 +83,7 @@ Steering -- three layers, later ones win:
        x-fake-break-after: 2      x-fake-gzip: 1             x-fake-chunks: 3
        x-fake-hang: 1             x-fake-retry-after: 7      x-fake-prompt-tokens: 42
        x-fake-cached-tokens: 4    x-fake-tool-calls: 2       x-fake-thinking: 1
+       x-fake-linger: 2
 
 Semantics: ``break_after=K`` on a stream sends the response headers and the first K frames (SSE events /
 NDJSON lines; K is clamped so the terminal frame is never sent) and then closes the connection without
@@ -141,6 +144,7 @@ class Steering:
     status: int | None = None
     delay_s: float = 0.0
     chunk_delay_s: float = 0.0
+    linger_s: float = 0.0
     break_after: int | None = None
     hang: bool = False
     gzip: bool = False
@@ -935,6 +939,7 @@ class FakeUpstream:
     status: int | None
     delay_s: float
     chunk_delay_s: float
+    linger_s: float
     break_after: int | None
     hang: bool
     gzip: bool
@@ -1294,6 +1299,8 @@ class FakeUpstream:
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         if steering.break_after is not None:
             return  # returning without more_body=False makes the server drop the connection
+        if steering.linger_s > 0 and await _wait(disconnected, steering.linger_s):
+            return  # the client hung up after the last frame, before the stream's end
         tail = compressor.flush(zlib.Z_FINISH) if compressor is not None else b""
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         rec.completed = True
@@ -1316,6 +1323,7 @@ _HEADER_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "x-fake-status": ("status", int),
     "x-fake-delay": ("delay_s", float),
     "x-fake-chunk-delay": ("chunk_delay_s", float),
+    "x-fake-linger": ("linger_s", float),
     "x-fake-break-after": ("break_after", int),
     "x-fake-gzip": ("gzip", _truthy),
     "x-fake-chunks": ("chunks", int),

@@ -38,7 +38,7 @@ def test_a_change_on_one_instance_holds_on_the_other(
     if store == "sqlite":
         url = f"sqlite:///{tmp_path / 'aigw.db'}"
     else:
-        url = request.getfixturevalue("redis_url" if store == "redis" else "pg_url")
+        url = request.getfixturevalue("redis_url" if store == "redis" else "postgres_url")
     config = f"""
 [gateway]
 authentication = true

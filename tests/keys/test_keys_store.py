@@ -24,7 +24,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     elif kind == "redis":
         made = make_key_store(request.getfixturevalue("redis_url"), "gw")
     else:
-        made = make_key_store(request.getfixturevalue("pg_url"), "gw")
+        made = make_key_store(request.getfixturevalue("postgres_url"), "gw")
     yield made
     await made.aclose()
 

@@ -21,7 +21,7 @@ import pytest
 
 from aigw_asgi import Gateway
 from aigw_asgi.telemetry.records import LogRecord
-from aigw_asgi.telemetry.store import MemoryLogStore
+from aigw_asgi.telemetry.stores.memory import MemoryLogStore
 from tests.conftest import gateway_config
 from tests.fakes.upstream import RunningFake
 

@@ -1,6 +1,7 @@
-"""The three log stores behave alike: filters, ordering, paging, PATCH, DELETE, analytics, max_logs.
+"""The log stores behave alike: filters, ordering, paging, PATCH, DELETE, analytics, max_logs.
 
-SQLite runs on a real file, Redis on the real redis-server of the ``redis_url`` fixture.
+SQLite runs on a real file, Redis on the real redis-server of the ``redis_url`` fixture,
+PostgreSQL on the real server of the ``postgres_url`` fixture (a new database per test).
 """
 
 from __future__ import annotations
@@ -15,14 +16,11 @@ from aigw_asgi.config import LogsConfig
 from aigw_asgi.context import uuid7
 from aigw_asgi.telemetry.query import parse_query
 from aigw_asgi.telemetry.records import LogRecord
-from aigw_asgi.telemetry.store import (
-    LogStore,
-    MemoryLogStore,
-    RedisLogStore,
-    SQLiteLogStore,
-    make_store,
-    sqlite_path,
-)
+from aigw_asgi.telemetry.stores import LogStore, make_store
+from aigw_asgi.telemetry.stores.memory import MemoryLogStore
+from aigw_asgi.telemetry.stores.postgres import PostgresLogStore
+from aigw_asgi.telemetry.stores.redis import RedisLogStore
+from aigw_asgi.telemetry.stores.sqlite import SQLiteLogStore, sqlite_path
 
 T0 = 1_750_000_000.0  # a fixed epoch second, so time buckets are predictable
 
@@ -51,7 +49,7 @@ def row(i: int, **fields: Any) -> LogRecord:
 StoreFactory = Callable[..., LogStore]
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     made: list[LogStore] = []
 
@@ -60,9 +58,14 @@ async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
             store: LogStore = MemoryLogStore(**kwargs)
         elif request.param == "sqlite":
             store = SQLiteLogStore(str(tmp_path / f"logs{len(made)}.db"), **kwargs)
-        else:
+        elif request.param == "redis":
             url = request.getfixturevalue("redis_url")
             store = RedisLogStore(url, gateway_id=f"g{len(made)}", **kwargs)
+        else:
+            url = request.getfixturevalue("postgres_url")
+            if made:  # a second store in one test: a database of its own, like the others
+                url = request.getfixturevalue("postgres_server").create_database(f"{url.rsplit('/', 1)[1]}x{len(made)}")
+            store = PostgresLogStore(url, **kwargs)
         made.append(store)
         return store
 
@@ -295,3 +298,188 @@ async def test_sqlite_batches_of_any_size(tmp_path: Path, monkeypatch: pytest.Mo
         assert store._chunk == (2 if limit else 256)
     finally:
         await store.aclose()
+
+
+async def test_analytics_latency_percentiles_and_filters(make: StoreFactory) -> None:
+    """The dashboard's contract: latency_p50_ms/p95_ms per total and group, and the logs' filters."""
+    store = make()
+    rows = [row(i, duration_ms=float(d)) for i, d in enumerate((40, 10, 30, 20))]
+    rows += [row(4, token_name="ci", duration_ms=500.0), row(5, token_name="ci", duration_ms=None)]
+    rows += [row(6, metadata={"team": "a"}, provider="anthropic", duration_ms=7.5)]
+    await store.write(rows)
+    totals = (await store.analytics(q()))["totals"]
+    assert totals["latency_p50_ms"] == 20.0 and totals["latency_p95_ms"] == 500.0  # 6 durations: ranks 3, 6
+    ci = await store.analytics(q(token_name="ci"))
+    assert ci["totals"]["requests"] == 2 and ci["totals"]["latency_p50_ms"] == 500.0
+    team = (await store.analytics(q(**{"metadata.team": "a"})))["totals"]
+    assert team["requests"] == 1 and team["latency_p95_ms"] == 7.5
+    nothing = (await store.analytics(q(token_name="nobody")))["totals"]
+    assert nothing["requests"] == 0 and nothing["latency_p50_ms"] is None and nothing["cache_hit_rate"] == 0.0
+    groups = (await store.analytics(q(group_by="provider")))["groups"]
+    assert [(g["provider"], g["latency_p50_ms"], g["latency_p95_ms"]) for g in groups] == [
+        ("openai", 30.0, 500.0),
+        ("anthropic", 7.5, 7.5),
+    ]
+
+
+async def test_analytics_agree_with_the_reference(make: StoreFactory) -> None:
+    """Every store answers exactly what the pure-Python `aggregate` computes from the same rows."""
+    import random
+
+    from aigw_asgi.telemetry.query import aggregate, analytics_row, matches
+
+    rng = random.Random(16)
+    rows = []
+    for i in range(300):
+        rows.append(
+            row(
+                i,
+                provider=rng.choice(["openai", "anthropic", "groq"]),
+                model=rng.choice(["m1", "m2"]),
+                token_name=rng.choice(["app", "ci", None]),
+                success=rng.random() > 0.1,
+                cached=rng.random() < 0.3,
+                duration_ms=rng.choice([None, round(rng.uniform(1, 900), 3)]),
+                tokens_in=rng.choice([None, rng.randint(1, 99)]),
+                cost=rng.choice([None, round(rng.uniform(0, 0.01), 6)]),
+                metadata=rng.choice([None, {"team": rng.choice(["a", "b"]), "vip": rng.random() < 0.5}]),
+            )
+        )
+    store = make()
+    await store.write(rows)
+    queries = [
+        {},
+        {"group_by": "time,provider", "interval": "hour"},
+        {"group_by": "model", "success": "false"},
+        {"group_by": "metadata.team", "token_name": "ci"},
+        {"group_by": "time", "interval": 600, "start": T0 + 3600, "end": T0 + 3 * 3600, "metadata.vip": "true"},
+        {"group_by": "provider,model", "cached": "true", "min_cost": 0.002},
+    ]
+    for params in queries:
+        query = q(**params)
+        want = aggregate((analytics_row(r) for r in rows if matches(r, query)), query)
+        got = await store.analytics(query)
+        assert rounded(got) == rounded(want), params
+
+
+def rounded(value: Any) -> Any:
+    """Floats to 9 decimals (sums in SQL and in Python may differ in the last bits)."""
+    if isinstance(value, float):
+        return round(value, 9)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
+
+
+async def test_max_age_drops_old_rows(make: StoreFactory) -> None:
+    """``logs.max_age``: rows older than that go at the next write (and their bodies with them)."""
+    import time
+
+    store = make(max_age=3600)
+    now = time.time()
+    old = [row(0, created_at=now - 7200), row(1, created_at=now - 3700)]
+    young = row(2, created_at=now - 60)
+    await store.write([*old, young])
+    assert await store.count() == 1
+    kept, total = await store.query(q())
+    assert total == 1 and [r.id for r in kept] == [young.id]
+    assert await store.get(old[0].id, bodies=True) is None
+
+
+def varied_rows(n: int, seed: int = 16) -> list[LogRecord]:
+    import random
+
+    rng = random.Random(seed)
+    return [
+        row(
+            i,
+            provider=rng.choice(["openai", "anthropic", "groq", None]),
+            model=rng.choice(["m1", "m2", "m3"]),
+            token_name=rng.choice(["app", "ci", None]),
+            status_code=rng.choice([200, 200, 429, 500, None]),
+            success=rng.random() > 0.2,
+            cached=rng.random() < 0.3,
+            duration_ms=rng.choice([None, float(rng.randint(1, 50))]),  # ties, so the id order shows
+            tokens_in=rng.choice([None, rng.randint(1, 9)]),
+            tokens_out=rng.choice([None, rng.randint(1, 9)]),
+            cost=rng.choice([None, 0.0, rng.randint(1, 9) / 1000]),
+            path=rng.choice(["/openai/chat/completions", "/anthropic/v1/messages"]),
+            event_id=rng.choice(["", "ev-1", "ev-2"]),
+            feedback=rng.choice([None, -1, 1]),
+            metadata=rng.choice([None, {"team": rng.choice(["a", "b"]), "n": rng.randint(1, 3)}]),
+        )
+        for i in range(n)
+    ]
+
+
+PAGE_QUERIES: list[dict[str, Any]] = [
+    {},
+    {"per_page": 7, "page": 3},
+    {"provider": "openai", "per_page": 5, "page": 2},
+    {"provider": "openai", "model": "m2", "direction": "asc"},
+    {"success": "true", "cached": "false", "per_page": 9, "page": 2},
+    {"success": "false", "status_code": 500},
+    {"metadata.team": "a", "metadata.n": "2"},
+    {"token_name": "ci", "start": T0 + 600, "end": T0 + 2400},
+    {"start": T0 + 300, "per_page": 4, "page": 4, "direction": "asc"},
+    {"min_cost": 0.002, "max_cost": 0.006, "order_by": "cost"},
+    {"order_by": "cost", "direction": "asc", "per_page": 13, "page": 2},
+    {"order_by": "duration", "per_page": 11, "page": 3},
+    {"order_by": "tokens", "min_tokens": 5},
+    {"order_by": "provider", "per_page": 8, "page": 2},
+    {"order_by": "model", "direction": "asc", "cached": "true"},
+    {"order_by": "tokens_in", "per_page": 6, "page": 2},
+    {"order_by": "status_code", "direction": "asc", "provider": "groq"},
+    {"path": "/anthropic/v1/messages", "event_id": "ev-1"},
+    {"feedback": 1, "min_tokens_out": 4, "order_by": "tokens_out", "direction": "asc"},
+    {"provider": "nobody"},
+]
+
+
+async def test_queries_agree_with_the_reference(make: StoreFactory) -> None:
+    """Every filter, order and page of every store answers what `matches`/`order`/`page` say."""
+    from aigw_asgi.telemetry.query import matches, order, page
+
+    rows = varied_rows(120)
+    store = make()
+    await store.write(rows)
+    for params in PAGE_QUERIES:
+        query = q(**params)
+        want = order([r for r in rows if matches(r, query)], query)
+        found, total = await store.query(query)
+        assert total == len(want), params
+        assert [r.id for r in found] == [r.id for r in page(want, query)], params
+
+
+@pytest.mark.parametrize("params", [{"provider": "openai", "limit": 5, "order_by": "cost"}, {"success": "false"}])
+async def test_deletes_agree_with_the_reference(make: StoreFactory, params: dict[str, Any]) -> None:
+    from aigw_asgi.telemetry.query import matches, order
+
+    rows = varied_rows(80, seed=3)
+    store = make()
+    await store.write(rows)
+    query = q(**params)
+    doomed = order([r for r in rows if matches(r, query)], query)[: query.limit]
+    assert await store.delete(query) == len(doomed)
+    left, total = await store.query(q(per_page=100))
+    assert total == len(rows) - len(doomed) == await store.count()
+    assert {r.id for r in left} == {r.id for r in rows} - {r.id for r in doomed}
+    # The indexes forgot the deleted rows too: a filtered query finds none of them.
+    found, _ = await store.query(q(**{k: v for k, v in params.items() if k not in ("limit", "order_by")}))
+    assert not {r.id for r in found} & {r.id for r in doomed}
+
+
+def test_sql_columns_are_derived_from_the_log_record() -> None:
+    """One column list: a field added to `LogRecord` is a column in every SQL store."""
+    from dataclasses import fields
+
+    from aigw_asgi.telemetry.records import BODY_FIELDS, COLUMNS, LogRecord
+    from aigw_asgi.telemetry.stores import postgres_sql, sqlite_sql
+
+    stored = [f.name for f in fields(LogRecord) if f.name not in BODY_FIELDS]
+    assert [name for name, _ in COLUMNS] == stored
+    assert sqlite_sql.NAMES == stored and postgres_sql.NAMES == stored
+    assert dict(COLUMNS)["metadata"] == "json" and dict(postgres_sql.COLUMNS)["metadata"] == "jsonb"
+    assert sqlite_sql.BOOLS == {"success", "cached", "custom_cost", "stream"}
