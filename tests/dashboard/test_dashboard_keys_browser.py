@@ -92,6 +92,10 @@ def test_create_use_revoke_a_key_and_see_the_spend(keyed: Dash, watched: Watched
     panel = page.get_by_role("region", name="New key team-web")
     expect(panel).to_contain_text("you won't see it again")
     assert not stored_anywhere(page, secret)
+    # The form is cleared for the next key, back to its defaults.
+    form = page.get_by_role("form", name="Create a key")
+    expect(form.get_by_label("Name")).to_have_value("")
+    expect(form.get_by_label("Budget period")).to_have_value("month")
     panel.get_by_role("button", name="Copy").click()
     expect(panel.get_by_role("status")).to_have_text("Copied.")
     assert page.evaluate("navigator.clipboard.readText()") == secret
@@ -165,7 +169,7 @@ def test_rotate_shows_the_new_secret_once_and_the_old_one_stops(keyed: Dash, wat
     # A bad name is refused by the API and said in the page, not thrown.
     form = page.get_by_role("form", name="Create a key")
     form.get_by_label("Name").fill("team-b")  # taken by an active key
-    form.get_by_role("button", name="Create key").click()
+    form.get_by_label("Name").press("Enter")  # the keyboard submits the form like the button
     expect(page.get_by_text("Could not create the key:")).to_be_visible()
     # The refused POST is the only thing the browser reports.
     assert watched.offsite == []

@@ -108,7 +108,7 @@ export function mount(root) {
     [["60", "per minute"], ["3600", "per hour"], ["86400", "per day"]].map(([v, t]) => h("option", {value: v, text: t})));
   const rateUnit = h("select", {name: "rate_unit"}, ["requests", "tokens"].map((u) => h("option", {value: u, text: u})));
   const budgetUsd = h("input", {type: "number", name: "budget_usd", min: 0.01, step: 0.01, placeholder: "none"});
-  const budgetPeriod = h("select", {name: "budget_period"}, PERIODS.map((p) => h("option", {value: p, text: p, selected: p === "month"})));
+  const budgetPeriod = h("select", {name: "budget_period"}, PERIODS.map((p) => h("option", {value: p, text: p, selected: p === "month" ? "" : false})));
   const createButton = h("button", {type: "submit", text: "Create key"});
   const form = h("form", {class: "card stack", "aria-labelledby": "create-title", onsubmit: create},
     h("h2", {id: "create-title", text: "Create a key"}),
@@ -117,10 +117,10 @@ export function mount(root) {
       field("Expires (local time, empty: never)", expires),
       field("Allowed providers (comma-separated)", providers),
       field("Allowed models (globs, comma-separated)", models),
-      h("div", {class: "field"},
+      h("fieldset", {class: "group"}, h("legend", {text: "Rate limit (optional)"}),
         field("Rate limit", rateLimit),
         h("div", {class: "inline"}, field("Rate window", ratePeriod), field("Rate unit", rateUnit))),
-      h("div", {class: "field"},
+      h("fieldset", {class: "group"}, h("legend", {text: "Spend budget (optional)"}),
         field("Budget (USD)", budgetUsd),
         field("Budget period", budgetPeriod))),
     h("div", {}, createButton));
