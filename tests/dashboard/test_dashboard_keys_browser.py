@@ -82,6 +82,8 @@ def test_create_use_revoke_a_key_and_see_the_spend(keyed: Dash, watched: Watched
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     sign_in(watched, keyed.url)
     open_view(watched, "keys")
+    expect(page.locator("[data-secret]")).to_be_hidden()
+    assert page.locator("[data-auth-off]").is_hidden()  # authentication is on here
     company = page.locator("tr[data-budget='company']")
     expect(company.locator("[data-spent]")).to_have_attribute("data-spent", "0")
     expect(page.get_by_text("No keys yet: create one above.")).to_be_visible()
@@ -198,3 +200,13 @@ def test_the_view_fits_a_phone(keyed: Dash, browser: Browser, scheme: str) -> No
         assert errors == []
     finally:
         context.close()
+
+
+def test_a_gateway_without_authentication_says_keys_are_not_checked(make_gateway, watched: Watched) -> None:
+    _, server = make_gateway()
+    page = watched.page
+    page.goto(f"{server.url}/admin/#keys")
+    expect(page.locator("[data-auth-off]")).to_be_visible()
+    expect(page.locator("[data-auth-off]")).to_contain_text("Authentication is off")
+    expect(page.get_by_text("No budgets: add [[budgets]] to the config, or a budget to a key.")).to_be_visible()
+    watched.assert_clean()

@@ -252,11 +252,21 @@ export function mount(root) {
     }
   }
 
+  // Keys are credentials only with authentication on; say so rather than let a key look protective.
+  const authNote = h("p", {class: "card warning", "data-auth-off": "", hidden: true},
+    h("strong", {text: "Authentication is off: "}),
+    "keys are not checked, so any client may call the gateway without one. Set ",
+    h("code", {text: "gateway.authentication = true"}), " for keys (and their model lists, rate limits and budgets) to apply.");
+  api("config").then(({result}) => {
+    if (alive) authNote.hidden = result.config.gateway.authentication === true;
+  }).catch(() => { /* Settings reports an unreadable config */ });
+
   function refresh() { loadKeys(); loadBudgets(); }
 
   root.append(h("div", {class: "stack"},
     h("div", {class: "toolbar"}, h("h1", {class: "grow", text: "Keys & budgets"}),
       h("button", {type: "button", class: "ghost", text: "Refresh", onclick: refresh})),
+    authNote,
     secretPanel,
     status,
     form,
