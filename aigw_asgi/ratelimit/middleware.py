@@ -178,6 +178,7 @@ class RateLimitMiddleware:
         except ClientDisconnected:
             return
         if refusal is not None:
+            self._describe(ctx, facts)
             _record(ctx, refusal)
             await send_error(send, refusal, ctx.response_headers())
             return
@@ -254,6 +255,16 @@ class RateLimitMiddleware:
             # ctx.options raises InvalidRequest (400) on a malformed cf-aig-metadata header.
             metadata=ctx.options.metadata if self.needs_metadata else None,
         )
+
+    def _describe(self, ctx: RequestContext, facts: Facts) -> None:
+        """Name the provider and model of a refused request, as the router would have: its log row
+        (and the ``cf-aig-provider``/``cf-aig-model`` headers) must show what was refused, or
+        analytics filtered by model would never count its 429s. The body is used only if read."""
+        known = self.providers is None or (facts.provider is not None and facts.provider in self.providers)
+        if ctx.provider is None and known:
+            ctx.provider = facts.provider
+        if ctx.model is None:
+            ctx.model = facts.model or (self._model(ctx, ctx.provider) if ctx.body and ctx.provider else None)
 
     def _model(self, ctx: RequestContext, provider: str | None) -> str | None:
         body = ctx.json() if ctx.body else None

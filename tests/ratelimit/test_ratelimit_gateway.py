@@ -131,3 +131,14 @@ def test_cache_hits_are_not_counted(make_gateway, fake_upstream: RunningFake) ->
     assert chat(server.url, "gpt-b").status_code == 200  # the second counted request
     assert chat(server.url, "gpt-c").status_code == 429
     assert len(fake_upstream.app.requests) == 2
+
+
+def test_a_refused_request_is_logged_with_its_provider_and_model(make_gateway, fake_upstream: RunningFake) -> None:
+    """Analytics filtered by provider or model must count the 429s too."""
+    _, server = make_gateway(rate_limit={"limit": 1, "period": 60}, cache={"ttl": 300})  # the cache reads the body
+    assert chat(server.url, "gpt-a").status_code == 200
+    refused = chat(server.url, "gpt-b")
+    assert refused.status_code == 429
+    assert refused.headers["cf-aig-provider"] == "openai" and refused.headers["cf-aig-model"] == "gpt-b"
+    rows = httpx.get(f"{server.url}/admin/logs", params={"status_code": 429}).json()["result"]
+    assert [(r["provider"], r["model"]) for r in rows] == [("openai", "gpt-b")]
