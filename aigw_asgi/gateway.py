@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._asgi import body_deadline, lifespan_loop
 from .admin import AdminApp
@@ -50,6 +50,14 @@ from .types import ASGIApp, Message, Receive, Scope, Send
 from .universal import UniversalMiddleware
 from .websocket import WebSocketAPI
 
+if TYPE_CHECKING:
+    from limits.aio.storage import Storage
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from .cache.storage import CacheStorage
+    from .telemetry.stores import LogStore
+
 logger = logging.getLogger("aigw_asgi")
 
 
@@ -61,11 +69,11 @@ class Gateway:
         config: Config | None = None,
         *,
         transport: Transport | None = None,
-        cache_storage: Any = None,
-        rate_limit_storage: Any = None,
-        log_store: Any = None,
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
+        cache_storage: CacheStorage | None = None,
+        rate_limit_storage: Storage | None = None,
+        log_store: LogStore | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         """Backends default to what the config names; pass one to inject it (tests, shared pools).
 

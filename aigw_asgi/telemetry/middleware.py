@@ -13,18 +13,23 @@ The outermost layer (SPEC §1), usable alone around any ASGI app. Per request it
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..context import RequestContext, ensure_context
 from ..types import ASGIApp, Message, Receive, Scope, Send
 from .cost import PriceTable
-from .recorder import Telemetry
+from .recorder import OTelHooks, Telemetry
 from .stores import LogStore
 
 PER_MESSAGE = "aigw.telemetry.per_message"
 """``ctx.extra`` key set by a WebSocket layer that records each message itself (the WebSocket
 API): its socket then gets no row of its own."""
+
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 
 class TelemetryMiddleware:
@@ -41,10 +46,10 @@ class TelemetryMiddleware:
         *,
         telemetry: Telemetry | None = None,
         store: LogStore | None = None,
-        otel: Any = None,
+        otel: OTelHooks | None = None,
         prices: PriceTable | None = None,
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.app = app
         self.telemetry = (
@@ -72,7 +77,7 @@ class TelemetryMiddleware:
         return self.telemetry.prices
 
     @property
-    def otel(self) -> Any:
+    def otel(self) -> OTelHooks | None:
         return self.telemetry.otel
 
     @property

@@ -32,7 +32,7 @@ from ..config import TelemetryConfig
 from ..context import RequestContext, Usage
 from ..errors import GatewayError
 from ..providers.registry import BUILTINS
-from ..types import Headers
+from ..types import Headers, Scope
 from . import semconv as sc
 from .otel_content import content_attributes
 
@@ -210,7 +210,7 @@ class OTelRecorder:
                 self._metering = metering = True
         return bool(tracing), bool(metering)
 
-    def start(self, ctx: RequestContext, scope: dict[str, Any]) -> _Handle | None:
+    def start(self, ctx: RequestContext, scope: Scope) -> _Handle | None:
         """Open the SERVER span (named ``{method}`` until the route is known at `finish`).
 
         ``None`` (and `finish` does nothing) when neither spans nor metrics would go anywhere:

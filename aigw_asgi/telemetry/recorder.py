@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import Config, validate
 from ..context import RequestContext
@@ -21,7 +21,19 @@ from .records import RecordSettings, apply_cost
 from .stores import LogStore, make_store
 from .writer import LogWriter
 
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
 logger = logging.getLogger("aigw_asgi.telemetry")
+
+
+class OTelHooks(Protocol):
+    """What the recorder needs from OpenTelemetry: `aigw_asgi.telemetry.otel.OTelRecorder`."""
+
+    def start(self, ctx: RequestContext, scope: Scope) -> Any: ...
+
+    def finish(self, handle: Any, ctx: RequestContext) -> None: ...
 
 
 class Telemetry:
@@ -38,10 +50,10 @@ class Telemetry:
         config: Config | None = None,
         *,
         store: LogStore | None = None,
-        otel: Any = None,
+        otel: OTelHooks | None = None,
         prices: PriceTable | None = None,
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.config = config if config is not None else validate(Config())
         logs = self.config.logs
@@ -81,9 +93,10 @@ class Telemetry:
                 redact_labels(ctx, self._redactor)  # event id and metadata are stored and exported
             except Exception:
                 logger.exception("could not redact a request's labels")
-        if handle is not None:
+        otel = self.otel
+        if handle is not None and otel is not None:
             try:
-                self.otel.finish(handle, ctx)
+                otel.finish(handle, ctx)
             except Exception:
                 logger.exception("OpenTelemetry recorder failed")
         if self.logging:
@@ -112,7 +125,9 @@ def _redactor(config: Config) -> Redactor:
     return Redactor(config_secrets(config))
 
 
-def _make_otel(config: Config, tracer_provider: Any, meter_provider: Any) -> Any:
+def _make_otel(
+    config: Config, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None
+) -> OTelHooks | None:
     if not config.telemetry.otel:
         return None
     # opentelemetry-api is a core dependency: if it cannot be imported the install is broken, and
