@@ -40,6 +40,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cluster_port() -> int:
+    """A free port for a Redis Cluster node: its bus listens on port + 10000, so both must be free
+    and the port at most 55535 (the OS's ephemeral range reaches 60999: redis-server refuses those)."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 55535)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
     """Block until something accepts TCP connections on ``host:port``."""
     deadline = time.monotonic() + timeout
@@ -188,11 +205,15 @@ class RedisServer:
         self.binary = path
         self.startup_timeout = startup_timeout
         self._fixed_port = port is not None
-        self.port: int = port if port is not None else free_port()
+        self.port: int = port if port is not None else self._pick_port()
         self._proc: subprocess.Popen[bytes] | None = None
         # mkdtemp rather than TemporaryDirectory: the latter warns (ResourceWarning) if never closed.
         self._dir = tempfile.mkdtemp(prefix="aigw-redis-")
         self._log_path = os.path.join(self._dir, "redis.log")
+
+    @staticmethod
+    def _pick_port() -> int:
+        return free_port()
 
     @property
     def url(self) -> str:
@@ -242,7 +263,7 @@ class RedisServer:
                 time.sleep(0.02)
             self._terminate()
             if attempt + 1 < attempts:
-                self.port = free_port()  # probably lost the free_port race; try another port
+                self.port = self._pick_port()  # probably lost the free_port race; try another port
         raise RuntimeError(f"redis-server did not come up on port {self.port}; log: {self.log_tail()}")
 
     def log_tail(self, lines: int = 20) -> str:
@@ -299,6 +320,8 @@ class RedisServer:
 
 class RedisClusterServer(RedisServer):
     """A one-node Redis Cluster owning every slot: cluster rules (CROSSSLOT, MOVED) are enforced."""
+
+    _pick_port = staticmethod(cluster_port)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         nodes = os.path.join(self._dir, f"nodes-{self.port}.conf")
@@ -368,7 +391,11 @@ class RedisCluster:
             node.close()
 
     def __enter__(self) -> RedisCluster:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # the nodes that did start must not outlive a failed setup
+            raise
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -378,6 +405,8 @@ class RedisCluster:
 
 class _ClusterNode(RedisServer):
     """One empty cluster-enabled redis-server (its slots come from ``redis-cli --cluster create``)."""
+
+    _pick_port = staticmethod(cluster_port)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         nodes = os.path.join(self._dir, f"nodes-{self.port}.conf")
