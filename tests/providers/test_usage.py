@@ -722,3 +722,50 @@ def test_replicate_prediction_metrics_are_usage() -> None:
     assert (usage.tokens_in, usage.tokens_out) == (12, 2)
     _, pending = usage_from_json("replicate", json.dumps({"status": "starting", "metrics": {}}).encode())
     assert not pending.known()
+
+
+# Runs of plain delta events are counted without being parsed (StreamTracker._feed_aligned); the
+# result must be exactly what parsing every event gives. One byte per chunk never takes that path
+# (no chunk ends with a blank line), so it is the reference.
+_DELTA = b"data: " + OPENAI_HEAD + b'"choices":[{"index":0,"delta":{"content":"x"}}],"usage":null}\n\n'
+_ALIGNED_CASES = {
+    "plain run then usage": OPENAI_STREAM + _DELTA * 3,
+    "many plain events": OPENAI_STREAM.replace(OPENAI_USAGE_CHUNK, _DELTA * 40 + OPENAI_USAGE_CHUNK),
+    "spaced usage object": _DELTA * 4 + _DELTA.replace(b'"usage":null', b'"usage": {"prompt_tokens":3}') + _DELTA,
+    "usage object, odd spacing": _DELTA * 3 + _DELTA.replace(b'"usage":null', b'"usage" :{"prompt_tokens":5}'),
+    "error mid-run": _DELTA * 3 + b'data: {"error":{"message":"boom"}}\n\n' + _DELTA,
+    "empty data and comments": _DELTA * 2 + b"data:\n\n: keep-alive\n\n" + _DELTA * 2 + b"data: [DONE]\n\n",
+    "two data lines": _DELTA * 2 + b"data: {\ndata: }\n\n" + _DELTA,
+    "crlf late": _DELTA * 3 + _DELTA.replace(b"\n\n", b"\r\n\r\n") + _DELTA,
+    "event lines": _DELTA * 2 + b'event: error\ndata: {"message":"bad"}\n\n' + _DELTA,
+    "no model at first": _DELTA.replace(b'"model"', b'"m"') * 5 + _DELTA * 2,
+}
+
+
+@pytest.mark.parametrize("name", list(_ALIGNED_CASES))
+@pytest.mark.parametrize("strip", [False, True])
+def test_aligned_chunks_track_like_single_events(name: str, strip: bool) -> None:
+    stream = _ALIGNED_CASES[name]
+    reference, expected = track("openai", [stream[i : i + 1] for i in range(len(stream))], strip_usage_chunk=strip)
+    cuts = [i + 2 for i in range(len(stream) - 1) if stream[i : i + 2] == b"\n\n"]
+    splits: list[list[bytes]] = [[stream]] + [[stream[:c], stream[c:]] for c in cuts]
+    for chunks in splits:
+        tracker, out = track("openai", chunks, strip_usage_chunk=strip)
+        assert (state(tracker), out) == (state(reference), expected), [len(c) for c in chunks]
+
+
+def test_plain_runs_are_counted_not_parsed() -> None:
+    stream = _ALIGNED_CASES["many plain events"]
+    tracker = StreamTracker("openai", strip_usage_chunk=True)
+    parsed: list[bytes] = []
+    on_event = tracker._on_event
+
+    def counting(event: Any) -> bool:
+        parsed.append(event.data)
+        return on_event(event)
+
+    tracker._on_event = counting
+    out = tracker.feed(stream) + tracker.finish()
+    assert out == stream.replace(OPENAI_USAGE_CHUNK, b"")
+    assert tracker.events == 46 and tracker.usage == Usage(19, 10, 0, 0) and tracker.completed
+    assert len(parsed) == 3  # the first event (the model), the usage chunk, [DONE]
