@@ -30,7 +30,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SHARED_BENCH", ROOT.parent / "shared" / "bench")).resolve()
+# The harness sits next to the checkout (../shared/bench); from a worktree under /work/wt/NAME it
+# is two levels up.
+_NEXT_TO = next((p for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared" / "bench").is_dir()), ROOT.parent)
+SHARED = Path(os.environ.get("SHARED_BENCH", _NEXT_TO / "shared" / "bench")).resolve()
 RUN = ROOT / "benchmarks" / "run"
 UPSTREAM_PORT = 9100
 REDIS_PORT = 6399
@@ -137,6 +140,9 @@ def checkout(rev: str) -> Path:
             ["git", "archive", rev, "aigw_asgi", "benchmarks"], cwd=ROOT, check=True, capture_output=True
         )
         subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    # The variants write their SQLite logs under benchmarks/run/ (git-ignored, so not archived):
+    # without it the store fails and the revision measures no log writes at all.
+    (where / "benchmarks" / "run").mkdir(parents=True, exist_ok=True)
     return where
 
 
@@ -204,6 +210,8 @@ def main() -> int:
                     "BENCH_REDIS": f"redis://127.0.0.1:{REDIS_PORT}/0",
                 }
                 cwd = checkout(rev) if rev else ROOT
+                for db in (cwd / "benchmarks" / "run").glob("bench*.db*"):
+                    db.unlink()  # every run starts from an empty log store, whatever ran before
                 if rev:
                     env["PYTHONPATH"] = str(cwd)
                 procs.start(target, uvicorn_cmd("benchmarks.apps:make", port, factory=True), port, env, cwd)
