@@ -51,7 +51,6 @@ class StreamTracker:
         "_on_line",
         "_finished",
         "_open_at_finish",
-        "_plain",
     )
 
     def __init__(self, fmt: str, *, strip_usage_chunk: bool = False, ndjson: bool | None = None) -> None:
@@ -77,8 +76,6 @@ class StreamTracker:
             "ollama": self._ndjson_event,
         }.get(self.fmt, self._openai_event)
         self._on_line: Callable[[bytes], None] = self._cohere_line if self.fmt == "cohere" else self._ollama_line
-        # OpenAI-style SSE: runs of plain delta events are counted, not parsed (`_feed_aligned`).
-        self._plain = self._on_event == self._openai_event and not self._ndjson
 
     @property
     def usage(self) -> Usage:
@@ -100,13 +97,6 @@ class StreamTracker:
             for line in self._lines.feed(chunk):
                 self._on_line(line)
             return chunk
-        sse = self._sse
-        if self._plain and not sse._buf and not sse._cr and chunk.endswith(b"\n\n"):
-            return self._feed_aligned(chunk)
-        return self._feed_events(chunk)
-
-    def _feed_events(self, chunk: bytes) -> bytes:
-        """`feed` through the SSE parser: every event is cut out and looked at."""
         if not self._strip:
             for event in self._sse.feed(chunk):
                 self._on_event(event)
@@ -122,50 +112,6 @@ class StreamTracker:
         if not dropped and not held and not self._sse._buf:
             return chunk
         return b"".join(out)
-
-    def _feed_aligned(self, chunk: bytes) -> bytes:
-        """`feed` for a chunk of whole events (nothing held, it ends on a blank line).
-
-        Most of an OpenAI-style stream is delta events that carry nothing the tracker needs: one
-        ``data:`` line each, no usage object, no error, not ``[DONE]``. Once the model is known,
-        a run of them is recognised with a few byte scans over the whole run (`_plain_run`) and
-        only counted, instead of being cut into events and each scanned for markers. Whatever is
-        not provably plain -- the first events (model), the block holding the first marker and
-        everything after it -- goes through `_feed_events` as before, so the result is the same.
-        Cutting the chunk at a blank line never splits an event, whatever the line terminators.
-        """
-        n = len(chunk)
-        find = chunk.find
-        sse = self._sse
-        pos = 0
-        out: list[bytes] = []
-        dropped = False
-        while pos < n and (not sse._started or (self._model is None and self.events < _u._MODEL_TRIES)):
-            end = find(b"\n\n", pos) + 2
-            piece = chunk[pos:end]
-            kept = self._feed_events(piece)
-            dropped = dropped or kept is not piece
-            out.append(kept)
-            pos = end
-        if pos < n and not sse._cr and not sse._buf:
-            stop = n
-            for marker in _MARKERS:
-                i = find(marker, pos, stop)
-                if i >= 0:
-                    stop = i
-            if stop < n:  # the run ends where the block holding the first marker starts
-                j = chunk.rfind(b"\n\n", pos, stop)
-                stop = j + 2 if j >= 0 else pos
-            if stop > pos and _plain_run(chunk, pos, stop):
-                self.events += chunk.count(b"\n\n", pos, stop)
-                out.append(chunk[pos:stop])  # a copy, but only joined if an event is dropped
-                pos = stop
-        if pos < n:
-            piece = chunk[pos:]
-            kept = self._feed_events(piece)
-            dropped = dropped or kept is not piece
-            out.append(kept)
-        return b"".join(out) if dropped else chunk
 
     def finish(self) -> bytes:
         """Track the end of the stream; return the bytes still to forward (held back or partial)."""
@@ -363,30 +309,6 @@ class StreamTracker:
         message = _u._error_message(obj.get("error"))
         if message is not None:
             self.error = message
-
-
-# What makes an OpenAI-style event worth parsing: a usage object (compact, or spaced), an error,
-# a Responses API event, the end of the stream. Absent from a run of events, the run is plain.
-_MARKERS = (b'"usage":{', b'"usage": ', b'"error"', b'"response.', b"[DONE]")
-
-
-def _plain_run(chunk: bytes, start: int, end: int) -> bool:
-    """Whether ``chunk[start:end]`` (whole events, no `_MARKERS`) is only plain delta events.
-
-    Plain: every event is exactly one non-empty ``data:`` line ("\\n" terminators, no "\\r"),
-    and every ``"usage"`` in it is ``"usage":null``. `StreamTracker._openai_event` would only
-    count such events, once the model is known.
-    """
-    blocks = chunk.count(b"\n\n", start, end)
-    return (
-        chunk.startswith(b"data:", start)
-        and chunk.count(b"\n", start, end) == 2 * blocks
-        and chunk.count(b"\n\ndata:", start, end) == blocks - 1
-        and chunk.find(b"\r", start, end) < 0
-        and chunk.find(b"data:\n", start, end) < 0
-        and chunk.find(b"data: \n", start, end) < 0
-        and chunk.count(b'"usage"', start, end) == chunk.count(b'"usage":null', start, end)
-    )
 
 
 # -- errors the gateway appends when the upstream breaks mid-stream --------------------------------
