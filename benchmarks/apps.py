@@ -66,8 +66,8 @@ def _full(**extra: Any) -> Any:
     return _config(
         gateway={"authentication": True, "tokens": [{"name": "b", "token": TOKEN}]},
         rate_limit={"limit": 1_000_000_000, "period": 60},
-        # one file per variant: two servers writing one SQLite file would wait on each other's locks
-        logs={"enabled": True, "store": f"sqlite:///benchmarks/run/bench-{os.environ.get('BENCH_VARIANT', 'full')}.db"},
+        # one file per target (run.py sets BENCH_TAG): two servers on one file wait on each other
+        logs={"enabled": True, "store": f"sqlite:///benchmarks/run/bench-{os.environ.get('BENCH_TAG', 'full')}.db"},
         telemetry={"otel": True},
         **extra,
     )

@@ -8,6 +8,7 @@
     python benchmarks/run.py --write-readme        # also rewrite the table in benchmarks/README.md
     python benchmarks/run.py full@b85f83a full     # before/after: a variant at another git revision
     python benchmarks/run.py bare-aiohttp full litellm   # LiteLLM from the harness's /tmp/venv-litellm
+    python benchmarks/run.py full full-w2          # a variant under 2 uvicorn workers
 
 Uses the shared harness in ``../shared/bench`` (nginx fake upstream, ``bare_proxy.py``, the wrk
 driver ``bench.py`` with ``post.lua``); that folder is read-only, so nginx runs from a copy in
@@ -98,7 +99,9 @@ class Procs:
                 proc.kill()
 
 
-def uvicorn_cmd(app: str, port: int, *, factory: bool = False, app_dir: Path | None = None) -> list[str]:
+def uvicorn_cmd(
+    app: str, port: int, *, factory: bool = False, app_dir: Path | None = None, workers: int = 1
+) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -113,7 +116,7 @@ def uvicorn_cmd(app: str, port: int, *, factory: bool = False, app_dir: Path | N
         "--loop",
         "uvloop",
         "--workers",
-        "1",
+        str(workers),
         "--no-access-log",
         "--log-level",
         "warning",
@@ -261,19 +264,27 @@ def main() -> int:
                     {"BARE_CLIENT": client, "UPSTREAM": f"http://127.0.0.1:{UPSTREAM_PORT}"},
                 )
                 specs.append(f"{target}=http://127.0.0.1:{PORTS[target]}{path}")
-            elif target.partition("@")[0] in VARIANTS:
+            elif target.partition("@")[0].removesuffix("-w2") in VARIANTS:
+                # VARIANT-w2: the same app under 2 uvicorn worker processes (item 4: scaling)
                 variant, _, rev = target.partition("@")
+                workers = 2 if variant.endswith("-w2") else 1
+                variant = variant.removesuffix("-w2")
                 env = {
                     "BENCH_VARIANT": variant,
                     "BENCH_UPSTREAM": f"http://127.0.0.1:{UPSTREAM_PORT}",
                     "BENCH_REDIS": f"redis://127.0.0.1:{REDIS_PORT}/0",
                 }
                 cwd = checkout(rev) if rev else ROOT
-                for db in (cwd / "benchmarks" / "run").glob("bench*.db*"):
-                    db.unlink()  # every run starts from an empty log store, whatever ran before
+                # every target its own log file (two servers on one SQLite file wait on each
+                # other's locks), empty at the start whatever ran before
+                tag = target.replace("@", "-at-")
+                env["BENCH_TAG"] = tag
+                for db in (cwd / "benchmarks" / "run").glob(f"bench-{tag}.db*"):
+                    db.unlink()
                 if rev:
                     env["PYTHONPATH"] = str(cwd)
-                procs.start(target, uvicorn_cmd("benchmarks.apps:make", port, factory=True), port, env, cwd)
+                cmd = uvicorn_cmd("benchmarks.apps:make", port, factory=True, workers=workers)
+                procs.start(target, cmd, port, env, cwd)
                 specs.append(f"{target}=http://127.0.0.1:{port}/openai{path}")
                 port += 1
             else:
