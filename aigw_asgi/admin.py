@@ -14,6 +14,7 @@
     DELETE /admin/cache                     purge all, ?key=K or ?provider=P
     GET    /admin/config                    the effective config, every secret masked; providers
     GET    /admin/                          the dashboard (dashboard/), assets under /admin/assets/
+    …      /admin/keys, /admin/budgets      sections that live with what they administer (keys/, budgets/)
 
 Answers use Cloudflare's v4 envelope (``{"success":true,"result":…,"result_info":…}``), errors
 the gateway's error envelope — Starlette's own 404/405/413 answers included, through the
@@ -32,6 +33,7 @@ import asyncio
 import json
 import logging
 import math
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, Protocol
 
@@ -73,6 +75,12 @@ class LogWriter(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
+class Section(Protocol):
+    """A part of the admin API that lives with what it administers (`KeyAdmin`, `BudgetAdmin`)."""
+
+    def routes(self) -> list[BaseRoute]: ...
+
+
 class Envelope(JSONResponse):
     """Cloudflare's v4 success envelope, encoded as the admin API always has (ASCII-safe JSON)."""
 
@@ -93,7 +101,7 @@ def error_response(exc: GatewayError) -> Response:
 
 
 class AdminApp:
-    """The admin API of one gateway: ``AdminApp(config, store=…, writer=…, cache=…, prices=…)``."""
+    """The admin API of one gateway: ``AdminApp(config, store=…, writer=…, cache=…, prices=…, sections=…)``."""
 
     def __init__(
         self,
@@ -103,8 +111,10 @@ class AdminApp:
         writer: LogWriter,
         cache: CacheStorage,
         prices: PriceTable,
+        sections: Sequence[Section] = (),
     ) -> None:
         self.config = config
+        self.sections = sections
         self.gateway_id = config.gateway.id
         self.store = store
         self.writer = writer
@@ -131,6 +141,7 @@ class AdminApp:
             Route("/cache", self.cache_stats, methods=["GET"]),
             Route("/cache", self.purge_cache, methods=["DELETE"]),
             Route("/config", self.effective_config, methods=["GET"]),
+            *(route for section in self.sections for route in section.routes()),
             *dashboard.routes(admin_token=bool(self.config.gateway.admin_token)),
         ]
 
@@ -187,7 +198,7 @@ class AdminApp:
         return Envelope(row.to_dict(bodies=bodies))
 
     async def patch_log(self, request: Request) -> Response:
-        changes = validate_patch(await _read_json(request))
+        changes = validate_patch(await read_json(request))
         await self._flush()
         row = await self.store.patch(request.path_params["log_id"], changes)
         if row is None:
@@ -261,7 +272,7 @@ class AdminApp:
 
     async def _failure(self, request: Request, exc: Exception) -> Response:
         logger.error("admin API: backing store failure", exc_info=exc)
-        return error_response(StoreUnavailable("A backing store (logs or cache) is unavailable"))
+        return error_response(StoreUnavailable("A backing store (logs, cache, keys or budgets) is unavailable"))
 
     def _allowed_methods(self, scope: Scope) -> list[str]:
         """Every method some route accepts at this path (the ``Allow`` header of a 405)."""
@@ -338,7 +349,7 @@ def validate_patch(body: Any) -> dict[str, Any]:
     return changes
 
 
-async def _read_json(request: Request) -> Any:
+async def read_json(request: Request) -> Any:
     """The JSON body, capped at 64 KiB while it arrives (an admin body is a few fields)."""
     chunks: list[bytes] = []
     size = 0

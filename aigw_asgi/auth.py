@@ -17,10 +17,16 @@ at start from the plain tokens (hashed then) and the configured ``sha256`` diges
 confirmed with `hmac.compare_digest`. Lookup time depends only on the digest, which tells an
 attacker nothing about any token, and the cost is one hash whatever the number of tokens.
 
-On success the context gets ``token_name`` (logs, rate-limit rules) and ``gateway_token`` (so the
-router can strip it; never logged). Failure answers 401 with code 2009 before the inner app runs;
-for a WebSocket that is a real HTTP 401 through the ``websocket.http.response`` extension when
-the server offers it, else a close with code 1008 (servers turn that into a 403).
+Runtime gateway keys (SPEC §14, keys/) are presented exactly like tokens: a candidate that matches
+no configured token is looked up in the `KeyResolver`'s snapshot (same hash-then-compare, no I/O
+unless the snapshot is due for its refresh). An expired or revoked key answers 401 code 2033; a
+key store unreachable since start, 503 code 2011.
+
+On success the context gets ``token_name`` (logs, rate-limit rules), ``gateway_token`` (so the
+router can strip it; never logged) and, for a runtime key, ``key``. Failure answers 401 with
+code 2009 before the inner app runs; for a WebSocket that is a real HTTP 401 through the
+``websocket.http.response`` extension when the server offers it, else a close with code 1008
+(servers turn that into a 403).
 """
 
 from __future__ import annotations
@@ -28,14 +34,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from ._asgi import deny_websocket
+from .breaker import StorageDown
 from .config import GatewayConfig, TokenConfig
 from .context import ErrorType, RequestContext, ensure_context
-from .errors import GatewayError, RateLimited, Unauthorized, send_error
+from .errors import GatewayError, KeyRejected, RateLimited, StoreUnavailable, Unauthorized, send_error
 from .throttle import FailureThrottle, address
 from .types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .keys.resolver import KeyResolver
 
 __all__ = [
     "AdminGuard",
@@ -158,18 +170,20 @@ def _find_credential(scope: Scope) -> tuple[bytes | None, str | None]:
 async def _deny(
     scope: Scope, receive: Receive, send: Send, ctx: RequestContext | None, exc: GatewayError | None = None
 ) -> None:
-    """401 code 2009 (or ``exc``, the throttle's 429) for HTTP; for a WebSocket a denial response
-    before accept, else close 1008."""
-    if exc is None:
-        exc = Unauthorized()
+    """401 code 2009 (or ``exc``: a key's 401 2033, the throttle's 429, a key store's 503) for HTTP;
+    for a WebSocket a denial response before accept, else close 1008."""
+    exc = exc or Unauthorized()
+    if isinstance(exc, Unauthorized):
         headers = [_WWW_AUTHENTICATE, *(ctx.response_headers() if ctx is not None else ())]
         if ctx is not None:
             ctx.fail(exc, ErrorType.UNAUTHORIZED)
     else:
         headers = ctx.response_headers() if ctx is not None else []
-        if ctx is not None:
+        if ctx is not None and isinstance(exc, RateLimited):
             ctx.rate_limited_by = THROTTLE_RULE
             ctx.fail(exc, ErrorType.RATE_LIMITED)
+        elif ctx is not None:
+            ctx.fail(exc)
     if scope["type"] == "http":
         await send_error(send, exc, headers)
         return
@@ -251,11 +265,18 @@ class AuthMiddleware:
     """Gateway-token authentication for HTTP and WebSocket scopes; lifespan passes through.
 
     ``throttle``: the `FailureThrottle` shared with the admin guard (`Gateway` passes one);
-    default: one built from ``gateway.auth_failures_per_minute``.
+    default: one built from ``gateway.auth_failures_per_minute``. ``keys``: the runtime gateway
+    keys (`aigw_asgi.keys.KeyResolver`); ``clock``: the wall clock key expiries are read against.
     """
 
     def __init__(
-        self, app: ASGIApp, config: GatewayConfig | None = None, *, throttle: FailureThrottle | None = None
+        self,
+        app: ASGIApp,
+        config: GatewayConfig | None = None,
+        *,
+        throttle: FailureThrottle | None = None,
+        keys: KeyResolver | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.config = config or GatewayConfig()
@@ -263,6 +284,8 @@ class AuthMiddleware:
         self.gateway_id = self.config.id
         self.tokens = TokenTable(self.config.tokens)
         self.throttle = _throttled(throttle, self.config, throttle is not None)
+        self.keys = keys
+        self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -294,23 +317,35 @@ class AuthMiddleware:
             if refusal is not None:  # the token is not even looked at: a lucky guess teaches nothing
                 await _deny(scope, receive, send, ctx, refusal)
                 return False
-        if self._authenticate(scope, ctx):
+        denial = await self._authenticate(scope, ctx)
+        if denial is None:
             return True
-        if throttle is not None:
+        if throttle is not None and isinstance(denial, Unauthorized):  # not a key store outage
             throttle.failed(scope)
-        await _deny(scope, receive, send, ctx)
+        await _deny(scope, receive, send, ctx, denial)
         return False
 
-    def _authenticate(self, scope: Scope, ctx: RequestContext) -> bool:
+    async def _authenticate(self, scope: Scope, ctx: RequestContext) -> GatewayError | None:
+        """``None`` when the request may pass (the context filled), else the error to answer."""
         token, _source = _find_credential(scope)
         if token is None:
-            return False
+            return Unauthorized()
         name = self.tokens.match(token)
+        if name is None and self.keys is not None:
+            try:
+                key = await self.keys.lookup(token)
+            except StorageDown:
+                return StoreUnavailable("Key store unavailable")
+            if key is not None:
+                status = key.status(self.clock())
+                if status != "active":
+                    return KeyRejected(f"Gateway key {status}")
+                ctx.key, name = key, key.name
         if name is None:
-            return False
+            return Unauthorized()
         ctx.token_name = name
         ctx.gateway_token = token.decode("latin-1")
-        return True
+        return None
 
 
 class AdminGuard:

@@ -1,4 +1,4 @@
-"""``aigw serve | check-config | --version``.
+"""``aigw serve | check-config | keys | --version``.
 
 ``serve`` runs the gateway under uvicorn (httptools + uvloop when present). The config is read
 and validated in the parent first, so a bad key fails before any worker starts; workers then
@@ -65,7 +65,8 @@ def split_state(config: Config, workers: int) -> tuple[list[str], list[str]]:
     """What N worker processes would each keep on their own: ``(errors, warnings)``.
 
     SPEC §16: a limit on memory storage would be counted by every worker alone (``limit = 5``
-    with two workers let 9 requests through, silently), so that is an error naming the keys; a
+    with two workers let 9 requests through, silently), so that is an error naming the keys (so
+    are budgets, and keys, in memory: `split_per_worker`); a
     memory cache only costs hit rate (each worker fills its own), so that is a warning; so are
     memory logs (the admin API would show whichever worker answers).
     """
@@ -84,6 +85,9 @@ def split_state(config: Config, workers: int) -> tuple[list[str], list[str]]:
                 f"{workers} workers with rate_limit.storage = memory:// would count {', '.join(keys)} once per "
                 f"worker (up to {workers}x the limit); use {shared}, or one worker"
             )
+    from .budgets.storage import split_per_worker
+
+    errors += split_per_worker(config, workers)  # budgets and keys in memory://
     if config.cache.storage.startswith("memory://"):
         warnings.append(
             f"{workers} workers with cache.storage = memory://: each worker keeps its own cache (a response "
@@ -232,6 +236,18 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace) -> int:
+    """``aigw keys create|list|revoke|rotate``: straight to the key store the config names."""
+    from .keys.cli import run
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"aigw: invalid config: {exc}", file=sys.stderr)
+        return 2
+    return run(config, args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aigw", description="A self-hosted AI gateway.")
     parser.add_argument("--version", action="version", version=f"aigw-asgi {__version__}")
@@ -245,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
     check.set_defaults(func=_check)
+    from .keys.cli import add_parser
+
+    add_parser(sub, _keys)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

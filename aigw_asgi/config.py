@@ -140,6 +140,38 @@ class LogsConfig:
 
 
 @dataclass
+class KeysConfig:
+    """Gateway keys issued at runtime (SPEC §14); see docs/keys-and-budgets.md."""
+
+    store: str = ""  # "" = the log store's database (logs.store); or sqlite:///, redis://, postgresql://, memory://
+    refresh_ms: int = 500  # how old this instance's view of the keys may get (revocations hold within ~this)
+
+
+@dataclass
+class BudgetRule:
+    """One ``[[budgets]]`` entry: at most ``usd`` dollars per clock-aligned UTC ``period``, per scope value."""
+
+    usd: float
+    period: Literal["day", "week", "month", "total"] = "month"
+    scope: list[str] = field(default_factory=lambda: ["gateway"])  # gateway|token|provider|model|metadata.K
+    name: str = ""
+
+
+@dataclass
+class SpendConfig:
+    """How budgets are enforced (``[spend]``); the budgets themselves are ``[[budgets]]`` and per key."""
+
+    storage: str = (
+        ""  # "" = the log store's database; or memory://, sqlite:///, redis://, redis+cluster://, postgresql://
+    )
+    unknown_price: Literal["allow", "refuse"] = "allow"  # a budgeted request to a model without a price
+    max_output_tokens: int = 4096  # worst-case output of a request that names no max tokens
+    reservation_ttl_s: int = 3600  # a reservation whose process died is charged in full after this
+    fail_open: bool = False  # budget storage down: false = 503 code 2011, true = serve uncounted
+    timeout_ms: int = 1000  # per storage call
+
+
+@dataclass
 class TelemetryConfig:
     otel: bool = True  # spans and metrics through the global (or injected) OTel providers
     capture_content: bool = False
@@ -222,6 +254,9 @@ class Config:
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     routes: dict[str, RouteConfig] = field(default_factory=dict)
     prices: dict[str, PriceConfig] = field(default_factory=dict)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    budgets: list[BudgetRule] = field(default_factory=list)
+    spend: SpendConfig = field(default_factory=SpendConfig)
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -332,7 +367,6 @@ def validate(config: Config) -> Config:
             )
         if tok.token is not None:
             _check(len(tok.token) >= 8, f"{key}.token", "expected at least 8 characters")
-    _check(not g.authentication or bool(g.tokens), "gateway.tokens", "authentication = true needs a token")
     names = [t.name for t in g.tokens]
     _check(len(names) == len(set(names)), "gateway.tokens", "token names must be unique")
     s = config.server
@@ -418,7 +452,47 @@ def validate(config: Config) -> Config:
         _check(bool(route.targets), f"routes.{name}.targets", "needs at least one target")
         for i, target in enumerate(route.targets):
             _check(target.weight > 0, f"routes.{name}.targets[{i}].weight", "must be positive")
+    _validate_spend(config)
     return config
+
+
+_STORES = ("memory", "sqlite", "redis", "rediss", "postgresql", "postgres")
+MAX_BUDGET_USD = 1_000_000.0  # counters are integer nano-dollars: exact far beyond this
+
+
+def _validate_spend(config: Config) -> None:
+    """``[keys]``, ``[[budgets]]`` and ``[spend]``."""
+    k = config.keys
+    _check(
+        not k.store or k.store.split("://")[0] in _STORES,
+        "keys.store",
+        "expected sqlite:///PATH, memory://, redis:// or postgresql://",
+    )
+    _check(50 <= k.refresh_ms <= 1000, "keys.refresh_ms", "expected 50 to 1000 (a revocation must hold within 2 s)")
+    sp = config.spend
+    _check(
+        not sp.storage or sp.storage.split("://")[0] in (*_STORES, "redis+cluster"),
+        "spend.storage",
+        "expected memory://, sqlite:///PATH, redis://, redis+cluster:// or postgresql://",
+    )
+    _check(sp.max_output_tokens > 0, "spend.max_output_tokens", "must be positive")
+    _check(sp.reservation_ttl_s >= 60, "spend.reservation_ttl_s", "must be at least 60 seconds")
+    _check(sp.timeout_ms > 0, "spend.timeout_ms", "must be positive")
+    names: set[str] = set()
+    for i, budget in enumerate(config.budgets):
+        key = f"budgets[{i}]"
+        _check(0 < budget.usd <= MAX_BUDGET_USD, f"{key}.usd", f"expected more than 0 and at most {MAX_BUDGET_USD:g}")
+        _check(bool(budget.scope), f"{key}.scope", "must name at least one scope")
+        for part in budget.scope:
+            _check(
+                part in ("gateway", "token", "provider", "model") or (part.startswith("metadata.") and len(part) > 9),
+                f"{key}.scope",
+                f"unknown scope {part!r} (expected gateway, token, provider, model or metadata.KEY)",
+            )
+        name = budget.name or key
+        _check(not name.startswith("key:"), f"{key}.name", "names starting with 'key:' are the per-key budgets'")
+        _check(name not in names, f"{key}.name", f"budget name {name!r} is used twice (names must be unique)")
+        names.add(name)
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:

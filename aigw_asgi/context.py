@@ -28,6 +28,7 @@ from .headers import header
 from .types import Headers, Scope
 
 if TYPE_CHECKING:
+    from .keys.model import GatewayKey
     from .options import RequestOptions
 
 
@@ -127,6 +128,7 @@ class RequestContext:
     # Filled by the layers.
     token_name: str | None = None  # auth: the name of the gateway token that matched
     gateway_token: str | None = field(default=None, repr=False)  # auth: never logged or forwarded
+    key: GatewayKey | None = field(default=None, repr=False)  # auth: the runtime key that matched (keys/)
     provider: str | None = None
     endpoint: str | None = None  # the upstream path after the provider slug
     model: str | None = None  # the requested model

@@ -7,10 +7,13 @@
     ├── BadCompatRequest            400  2019
     ├── UnknownByokAlias            400  2040
     ├── Unauthorized                401  2009
+    │   └── KeyRejected             401  2033  a gateway key that expired or was revoked
+    ├── KeyNotAllowed               403  2032  the key may not use this provider or model
     ├── NotFound                    404  2004
     ├── RequestTimeout              408  2004  the request body did not arrive in time
     ├── PayloadTooLarge             413  2007
     ├── RateLimited                 429  2003  + Retry-After and RateLimit-* headers
+    ├── BudgetExhausted             429  2031  + Retry-After (seconds to the window's reset)
     ├── UpstreamError
     │   ├── UpstreamUnreachable     502  2005  connect errors, resets before the first byte
     │   └── UpstreamTimeout         504  2006  no first byte in time
@@ -74,6 +77,14 @@ class Unauthorized(GatewayError):
     status, code, default_message = 401, 2009, "Unauthorized"
 
 
+class KeyRejected(Unauthorized):
+    status, code, default_message = 401, 2033, "Gateway key expired or revoked"
+
+
+class KeyNotAllowed(GatewayError):
+    status, code, default_message = 403, 2032, "Gateway key not allowed to use this provider or model"
+
+
 class NotFound(GatewayError):
     status, code, default_message = 404, 2004, "Not found"
 
@@ -94,6 +105,10 @@ class PayloadTooLarge(GatewayError):
 
 class RateLimited(GatewayError):
     status, code, default_message = 429, 2003, "Rate limited"
+
+
+class BudgetExhausted(GatewayError):
+    status, code, default_message = 429, 2031, "Spend budget exhausted"
 
 
 class UpstreamError(GatewayError):

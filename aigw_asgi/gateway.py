@@ -1,11 +1,13 @@
 """Gateway: the whole pipeline, built in one place.
 
     request ─▶ TelemetryMiddleware   times it, logs every attempt, spans and metrics
-             ─▶ AuthMiddleware        gateway token (cache hits are authenticated too)
+             ─▶ AuthMiddleware        gateway token or runtime key (cache hits are authenticated too)
              ─▶ UniversalMiddleware   POST / and WebSocket GET /: each step through the stack below
              ─▶ CompatMiddleware      /compat/*: one client shape, translated steps through the stack below
+             ─▶ KeyPolicyMiddleware   a runtime key's expiry, providers and models (authentication on)
              ─▶ CacheMiddleware       HIT answers here: logged, never rate-limited
-             ─▶ RateLimitMiddleware   counts what reaches a provider
+             ─▶ RateLimitMiddleware   counts what reaches a provider (a key's own limit too)
+             ─▶ BudgetMiddleware      reserves the worst-case cost, settles the real one
              ─▶ ProviderRouter        /{provider}/{path} pass-through, retries, usage
     /admin/* ─▶ AdminApp              guarded by the admin token, outside the pipeline
 
@@ -25,18 +27,24 @@ from typing import Any
 from ._asgi import body_deadline, lifespan_loop
 from .admin import AdminApp
 from .auth import AdminGuard, AuthMiddleware, throttle_from_config
+from .budgets import BudgetMiddleware
+from .budgets.admin import BudgetAdmin
 from .cache import CacheMiddleware
 from .compat import CompatMiddleware
 from .config import Config, validate
 from .context import ensure_context, route_path
 from .dashboard import is_shell
 from .errors import GatewayError, NotFound, send_error
+from .keys import KeyPolicyMiddleware, KeyResolver, KeyService, make_key_store
+from .keys.admin import KeyAdmin
+from .keys.store import store_url
 from .providers.registry import ProviderRegistry
 from .ratelimit import RateLimitMiddleware
 from .router import ProviderRouter
 from .routing.balance import compile_routes
 from .runner import StepRunner
 from .telemetry import Telemetry, TelemetryMiddleware
+from .telemetry.cost import PriceTable
 from .transport import Transport, UpstreamStreamError
 from .types import ASGIApp, Message, Receive, Scope, Send
 from .universal import UniversalMiddleware
@@ -70,10 +78,17 @@ class Gateway:
         self.providers = ProviderRegistry.from_config(self.config)
 
         gateway = self.config.gateway
+        # One price table: what budgets charge is what the logs say a request cost.
+        prices = PriceTable(self.config.prices)
+        # Runtime keys live in the log store's database unless [keys] names another (lazy: no
+        # connection until a key is looked up or administered).
+        self.key_store = make_key_store(store_url(self.config.keys.store, self.config.logs.store), self.id)
+        self.keys = KeyResolver(self.key_store, refresh_s=self.config.keys.refresh_ms / 1000)
         # Innermost first: each object gets what it uses when it is built, nothing is patched later.
         self.router = ProviderRouter(self.config, providers=self.providers, transport=transport)
+        self.budgets = BudgetMiddleware(self.router, self.config, prices=prices, providers=self.providers)
         self.rate_limit = RateLimitMiddleware(
-            self.router,
+            self.budgets,
             self.config.rate_limit,
             gateway_id=self.id,
             storage=rate_limit_storage,
@@ -93,10 +108,19 @@ class Gateway:
         # Requests finish in two places, the telemetry layer (HTTP) and the WebSocket API (each
         # message on a socket bypasses the layers above it), so the recorder is built before both.
         self.recorder = Telemetry(
-            self.config, store=log_store, tracer_provider=tracer_provider, meter_provider=meter_provider
+            self.config, store=log_store, prices=prices, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+        # A key's own rules apply to every request that reaches the cache: each universal step,
+        # each WebSocket message, each /compat target (keys exist only with authentication on).
+        self.policy: ASGIApp = (
+            KeyPolicyMiddleware(
+                self.cache, resolver=self.keys, providers=self.providers, max_request_bytes=gateway.max_request_bytes
+            )
+            if gateway.authentication
+            else self.cache
         )
         routes = compile_routes(self.config.routes)
-        self.compat = CompatMiddleware(self.cache, self.config, providers=self.providers, routes=routes)
+        self.compat = CompatMiddleware(self.policy, self.config, providers=self.providers, routes=routes)
         websocket = WebSocketAPI(
             StepRunner(self.compat, self.providers, routes),
             self.config,
@@ -108,7 +132,7 @@ class Gateway:
         )
         # One failure count per client address for gateway and admin tokens: guessing either costs the same.
         throttle = throttle_from_config(gateway)
-        self.auth = AuthMiddleware(self.universal, gateway, throttle=throttle)
+        self.auth = AuthMiddleware(self.universal, gateway, throttle=throttle, keys=self.keys)
         self.telemetry = TelemetryMiddleware(self.auth, telemetry=self.recorder)
         self.app: ASGIApp = self.telemetry
         self.admin = AdminGuard(
@@ -118,6 +142,17 @@ class Gateway:
                 writer=self.recorder,
                 cache=self.cache.storage,
                 prices=self.recorder.prices,
+                sections=(
+                    KeyAdmin(
+                        KeyService(
+                            self.key_store,
+                            self.id,
+                            resolver=self.keys,
+                            reserved_names=frozenset(t.name for t in gateway.tokens),
+                        )
+                    ),
+                    BudgetAdmin(self.budgets.budgets, lambda: self.budgets.ledger, keys=self.key_store),
+                ),
             ),
             gateway,
             throttle=throttle,
@@ -192,7 +227,15 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Flush logs and close every pool; the gateway reopens them lazily if used again."""
-        for closer in (self.telemetry.aclose, self.cache.aclose, self.rate_limit.aclose, self.router.aclose):
+        closers = (
+            self.telemetry.aclose,
+            self.cache.aclose,
+            self.rate_limit.aclose,
+            self.budgets.aclose,
+            self.keys.aclose,
+            self.router.aclose,
+        )
+        for closer in closers:
             try:
                 await closer()
             except Exception:  # one failing backend must not keep the others open

@@ -93,6 +93,7 @@ class StepRunner:
             event_id=event_id,
             token_name=parent.token_name,
             gateway_token=parent.gateway_token,
+            key=parent.key,
             model=step.model,
             step=index,
             parent=parent,

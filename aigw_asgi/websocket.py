@@ -265,6 +265,7 @@ class _Session:
             event_id=event_id,
             token_name=sock.token_name,
             gateway_token=sock.gateway_token,
+            key=sock.key,
         )
 
     async def _run(self, create: Create) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -83,6 +84,26 @@ def compile_rules(config: RateLimitConfig, gateway_id: str) -> tuple[Rule, ...]:
             prefix=f"{escape(gateway_id)}/{escape(name)}",
         )
         for name, limit, period, technique, scope, unit in specs
+    )
+
+
+@lru_cache(maxsize=4096)
+def key_rule(gateway_id: str, limit: int, period: int, unit: Unit) -> Rule:
+    """The rate limit of a runtime gateway key (keys/): a fixed-window rule scoped by ``token``.
+
+    The key's name is its ``token`` value, so its counter is ``{gateway}/@key/{key name}``; the
+    ``@`` keeps it apart from config rules (``rules[i]`` or a name the operator chose). One rule
+    per distinct (limit, period, unit), shared by every key that has it.
+    """
+    return Rule(
+        name="key",
+        limit=limit,
+        period=period,
+        technique="fixed",
+        unit=unit,
+        scope=("token",),
+        item=RateLimitItemPerSecond(limit, period, namespace=NAMESPACE),
+        prefix=f"{escape(gateway_id)}/@key",
     )
 
 
@@ -190,4 +211,6 @@ def limit_headers(rule: Rule, remaining: int, reset_in: float) -> list[tuple[byt
 
 def denial_message(rule: Rule) -> str:
     """The 429 message: names the rule, never a scope value (those may be user data)."""
+    if rule.prefix.endswith("/@key"):
+        return f"Rate limited by the gateway key's limit: {rule.limit} {rule.unit} per {rule.period} s"
     return f"Rate limited by rule '{rule.name}': {rule.limit} {rule.unit} per {rule.period} s"

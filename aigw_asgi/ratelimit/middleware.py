@@ -32,7 +32,7 @@ from limits.errors import StorageError
 from .._asgi import ClientDisconnected, deny_websocket, read_body, replay_receive
 from ..breaker import Breaker, StorageDown
 from ..config import RateLimitConfig
-from ..context import ErrorType, RequestContext, ensure_context
+from ..context import ErrorType, RequestContext, ensure_context, get_context
 from ..errors import GatewayError, RateLimited, StoreUnavailable, send_error
 from ..providers.registry import ProviderRegistry, model_from
 from ..types import ASGIApp, Message, Receive, Scope, Send
@@ -44,6 +44,7 @@ from .keys import (
     counter_key,
     denial_message,
     fixed_reset_in,
+    key_rule,
     limit_headers,
     provider_from_path,
     window_key,
@@ -103,6 +104,7 @@ class RateLimitMiddleware:
         self._own_storage = storage is None
         self._guarded = True
         self._checks: tuple[tuple[Rule, RateLimiter], ...] | None = None  # token rules first
+        self._fixed: RateLimiter
         self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -116,7 +118,7 @@ class RateLimitMiddleware:
                 )
             # A memory storage cannot fail or stall: skip the timeout machinery on that hot path.
             self._guarded = not isinstance(self._storage, MemoryStorage)
-            fixed = FixedWindowRateLimiter(self._storage)
+            fixed = self._fixed = FixedWindowRateLimiter(self._storage)
             sliding = SlidingWindowCounterRateLimiter(self._storage)
             ordered = sorted(self.rules, key=lambda rule: rule.unit != "tokens")  # reads before hits
             self._checks = tuple((rule, fixed if rule.technique == "fixed" else sliding) for rule in ordered)
@@ -142,7 +144,7 @@ class RateLimitMiddleware:
         kind = scope["type"]
         if kind == "lifespan":
             await self.app(scope, self._closing_on_shutdown(receive), send)
-        elif not self.rules:
+        elif not self.rules and _key_rule(get_context(scope), self.gateway_id) is None:
             await self.app(scope, receive, send)
         elif kind == "http":
             await self._http(scope, receive, send)
@@ -221,7 +223,7 @@ class RateLimitMiddleware:
         for bad metadata) or ``None``. An admitted message must be followed by
         ``await debit(ctx)`` once its answer is complete, so token rules see its usage.
         """
-        if not self.rules:
+        if not self.rules and _key_rule(ctx, self.gateway_id) is None:
             return None
         try:
             refusal, debits = await self._admit(self._facts(ctx), read_body_model=True, ctx=ctx)
@@ -269,7 +271,11 @@ class RateLimitMiddleware:
             facts.model = self._model(ctx, facts.provider)
         now = self.clock()
         debits: Debits = []
-        for rule, limiter in self._limiters():
+        checks = self._limiters()
+        keyed = _key_rule(ctx, self.gateway_id)
+        if keyed is not None:  # the key's own limit (keys/), after the config's rules
+            checks = (*checks, (keyed, self._fixed))
+        for rule, limiter in checks:
             key = counter_key(rule, facts)
             if key is None:
                 continue
@@ -336,6 +342,15 @@ def _record(ctx: RequestContext, exc: GatewayError) -> None:
         ctx.fail(exc, ErrorType.RATE_LIMITED)
     else:
         ctx.fail(exc)
+
+
+def _key_rule(ctx: RequestContext | None, gateway_id: str) -> Rule | None:
+    """The rate limit of the request's runtime gateway key, if it has one."""
+    key = ctx.key if ctx is not None else None
+    limit = key.rate_limit if key is not None else None
+    if limit is None:
+        return None
+    return key_rule(gateway_id, limit.limit, limit.period, limit.unit)
 
 
 def _tokens(ctx: RequestContext) -> int:
