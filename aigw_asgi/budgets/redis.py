@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
+from ..redisclient import redis_client as shared_client
 from .ledger import Counter, CounterState
 from .rules import escape
 
@@ -86,34 +87,11 @@ MAX_CONNECTIONS = 128
 def redis_client(url: str, timeout_s: float) -> Any:
     """A redis-py asyncio client for ``redis://``, ``rediss://`` or ``redis+cluster://h1:p1,h2:p2``."""
     try:
-        import redis.asyncio as redis_asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
+        import redis.asyncio  # noqa: F401 - only to name the extra when it is missing
     except ImportError:  # pragma: no cover - depends on the install
         raise ConfigError("spend.storage: redis:// needs the redis extra (pip install 'aigw-asgi[redis]')") from None
-    common: dict[str, Any] = {
-        "socket_timeout": timeout_s,
-        "socket_connect_timeout": timeout_s,
-        "retry": Retry(NoBackoff(), 1),  # one immediate retry replaces a connection a restart killed
-    }
-    scheme, sep, rest = url.partition("://")
-    if scheme in ("redis+cluster", "rediss+cluster"):
-        from redis.asyncio.cluster import ClusterNode, RedisCluster
-
-        netloc, slash, tail = rest.partition("/")
-        auth, at, hosts = netloc.rpartition("@")
-        nodes = [h.strip() for h in hosts.split(",") if h.strip()]
-        real = ("rediss" if scheme.startswith("rediss") else "redis") + sep + auth + at + nodes[0] + slash + tail
-        startup = [ClusterNode(h.rpartition(":")[0] or h, int(h.rpartition(":")[2] or 6379)) for h in nodes[1:]]
-        if startup:
-            common["startup_nodes"] = startup
-        return RedisCluster.from_url(real, max_connections=MAX_CONNECTIONS, **common)
-    # A burst waits for a free connection (bounded by the timeout) instead of failing with
-    # "Too many connections", which the default pool raises once it has 100 in use.
-    pool = redis_asyncio.BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=timeout_s, **common
-    )
-    return redis_asyncio.Redis.from_pool(pool)
+    # One immediate retry replaces a connection a restart killed.
+    return shared_client(url, timeout_s=timeout_s, retries=1, max_connections=MAX_CONNECTIONS)
 
 
 class RedisLedger:

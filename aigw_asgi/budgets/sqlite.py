@@ -8,12 +8,11 @@ dedicated thread, never on the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..sqlite_thread import SQLiteOnThread
 from .ledger import RECLAIMED_KEEP_S, Counter, CounterState
 
 _SCHEMA = (
@@ -36,27 +35,14 @@ class SQLiteLedger:
     def __init__(self, path: str, gateway_id: str = "default") -> None:
         self.path = path
         self.gateway_id = gateway_id
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: Any = None
+        self._sql = SQLiteOnThread(path, _SCHEMA, name="aigw-budgets", busy_timeout_ms=10000, synchronous="NORMAL")
         self._forgotten_at = 0.0
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aigw-budgets")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._sql.run(fn, *args)
 
     def _db(self) -> Any:
-        if self._conn is None:
-            import sqlite3
-
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            self._conn = conn
-        return self._conn
+        return self._sql.db()
 
     def _add(self, db: Any, ident: Sequence[str], spent: int, reserved: int, expires_at: float | None) -> None:
         db.execute(
@@ -159,12 +145,4 @@ class SQLiteLedger:
         return await self._run(self._read, list(windows))  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
-        def close() -> None:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
-
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, close)
-            executor.shutdown(wait=True)
+        await self._sql.aclose()

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from ..breaker import DEFAULT_THRESHOLD, Breaker, StorageDown
 from ..config import CacheConfig
+from ..redisclient import redis_client
 from ..types import Headers
 
 logger = logging.getLogger("aigw_asgi.cache")
@@ -240,31 +241,8 @@ class RedisStorage:
         return self._client
 
     def _make_client(self) -> Any:
-        redis_asyncio = _import_redis()
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        common: dict[str, Any] = {
-            "socket_timeout": self.timeout,
-            "socket_connect_timeout": self.timeout,
-            # redis-py 8 retries 10 times with backoff by default: a dead Redis would cost
-            # seconds per request. The breaker below is our retry policy.
-            "retry": Retry(NoBackoff(), 0),
-        }
-        scheme, sep, rest = self.url.partition("://")
-        if scheme in ("redis+cluster", "rediss+cluster"):
-            from redis.asyncio.cluster import ClusterNode, RedisCluster
-
-            # "redis+cluster://[user:pw@]h1:7000,h2:7001/0": every listed host is a startup node.
-            netloc, slash, tail = rest.partition("/")
-            auth, at, hosts = netloc.rpartition("@")
-            nodes = [h.strip() for h in hosts.split(",") if h.strip()]
-            real = ("rediss" if scheme.startswith("rediss") else "redis") + sep + auth + at + nodes[0] + slash + tail
-            startup = [ClusterNode(h.rpartition(":")[0] or h, int(h.rpartition(":")[2] or 6379)) for h in nodes[1:]]
-            if startup:
-                common["startup_nodes"] = startup
-            return RedisCluster.from_url(real, **common)
-        return redis_asyncio.Redis.from_url(self.url, **common)
+        # No redis-py retries: the breaker is this storage's retry policy.
+        return redis_client(self.url, timeout_s=self.timeout)
 
     # -- the protocol -------------------------------------------------------------------------
 

@@ -14,13 +14,12 @@ rate limits and budgets, and two live keys sharing one would share those counter
 
 from __future__ import annotations
 
-import asyncio
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigError
+from ..sqlite_thread import SQLiteOnThread
 from .model import GatewayKey, NameTaken, policy_fields
 
 __all__ = ["KeyStore", "MemoryKeyStore", "NameTaken", "SQLiteKeyStore", "make_key_store", "sqlite_file", "store_url"]
@@ -163,25 +162,13 @@ class SQLiteKeyStore:
     def __init__(self, path: str, gateway_id: str = "default") -> None:
         self.path = path
         self.gateway_id = gateway_id
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: Any = None
+        self._sql = SQLiteOnThread(path, _SCHEMA, name="aigw-keys", busy_timeout_ms=5000)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aigw-keys")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._sql.run(fn, *args)
 
     def _db(self) -> Any:
-        if self._conn is None:
-            import sqlite3
-
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            self._conn = conn
-        return self._conn
+        return self._sql.db()
 
     def _version(self, db: Any) -> int:
         row = db.execute("SELECT version FROM gateway_keys_version WHERE gateway = ?", (self.gateway_id,)).fetchone()
@@ -254,12 +241,4 @@ class SQLiteKeyStore:
         return bool(await self._run(self._write, key, False))
 
     async def aclose(self) -> None:
-        def close() -> None:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
-
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, close)
-            executor.shutdown(wait=True)
+        await self._sql.aclose()

@@ -5,8 +5,9 @@ import {mount as analytics} from "./analytics.js";
 import {api, ApiError, auth} from "./api.js";
 import {mount as cache} from "./cache.js";
 import {clear} from "./dom.js";
+import {mount as keys} from "./keys.js";
 import {mount as logs} from "./logs.js";
-import {mountKeys as keys, mountSettings as settings} from "./settings.js";
+import {mountSettings as settings} from "./settings.js";
 
 const VIEWS = {analytics, logs, cache, keys, settings};
 const $ = (id) => document.getElementById(id);

@@ -1,6 +1,5 @@
 // Settings (read-only): health of the log store and the cache, providers and their upstream base
-// URLs, the effective config with every secret masked by the gateway. Keys and budgets: a placeholder
-// until that capability exists.
+// URLs, the effective config with every secret masked by the gateway.
 
 import {api} from "./api.js";
 import {clear, h} from "./dom.js";
@@ -55,23 +54,5 @@ export function mountSettings(root) {
     }
     clear(body).append(...sections);
   })();
-  return {unmount() { alive = false; }};
-}
-
-export function mountKeys(root) {
-  const tokens = h("p", {class: "muted", text: "Loading the configured gateway tokens…"});
-  root.append(h("div", {class: "stack"}, h("h1", {text: "Keys & budgets"}),
-    h("section", {class: "card placeholder stack", "data-placeholder": "keys"},
-      h("h2", {text: "Not available yet"}),
-      h("p", {text: "Creating and revoking gateway keys from here, with spend budgets per key, is planned (keys and budgets API) and not built yet."}),
-      h("p", {}, "Today gateway tokens are configured in ", h("code", {text: "aigw.toml"}), " under ",
-        h("code", {text: "[[gateway.tokens]]"}), " (a name plus the token or its SHA-256), and spend is visible per key name in Analytics and Logs."),
-      tokens)));
-  let alive = true;
-  api("config").then(({result}) => {
-    if (!alive) return;
-    const names = result.config.gateway.tokens.map((t) => t.name);
-    tokens.textContent = names.length ? `Configured token names: ${names.join(", ")}` : "No gateway tokens are configured.";
-  }).catch((err) => { if (alive) tokens.textContent = `Config unavailable: ${err.message}`; });
   return {unmount() { alive = false; }};
 }

@@ -1,0 +1,68 @@
+"""A SQLite connection owned by one worker thread, for the small stores beside the logs.
+
+Keys and spend counters live in the log store's SQLite file by default. Every call runs on the
+store's own single thread (sqlite3 blocks; the event loop must not), in autocommit mode so each
+statement or explicit ``BEGIN IMMEDIATE`` transaction is its own; WAL lets the log writer and the
+readers of other processes work beside it, and ``busy_timeout`` makes concurrent writers queue
+instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class SQLiteOnThread:
+    """``await sql.run(fn, *args)`` runs ``fn(*args)`` on the thread; ``fn`` calls ``sql.db()``."""
+
+    def __init__(
+        self,
+        path: str,
+        schema: Sequence[str],
+        *,
+        name: str,
+        busy_timeout_ms: int = 5000,
+        synchronous: str | None = None,
+    ) -> None:
+        self.path = path
+        self.schema = tuple(schema)
+        self.name = name
+        self.busy_timeout_ms = busy_timeout_ms
+        self.synchronous = synchronous
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def db(self) -> sqlite3.Connection:
+        """The connection (opened, with its schema, on first use). Only on the store's thread."""
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            if self.synchronous is not None:
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            for statement in self.schema:
+                conn.execute(statement)
+            self._conn = conn
+        return self._conn
+
+    async def aclose(self) -> None:
+        def close() -> None:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, close)
+            executor.shutdown(wait=True)
