@@ -39,6 +39,45 @@ def _httpx_aiohttp_transport() -> HttpxTransport:
     return HttpxTransport(client=client)
 
 
+def _otel_sdk() -> None:
+    """A real OTel SDK as the global tracer provider: BatchSpanProcessor into an in-memory exporter.
+
+    The exporter counts and drops what it is given (a list that kept every span would grow by
+    ~100k spans a run); the SDK's work -- span objects, attributes, the batch queue and its
+    worker thread, the export call -- is all done.
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class CountingExporter(SpanExporter):
+        exported = 0
+
+        def export(self, spans: Any) -> SpanExportResult:
+            CountingExporter.exported += len(spans)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(CountingExporter()))
+    trace.set_tracer_provider(provider)
+
+
+def _full(**extra: Any) -> Any:
+    return _config(
+        gateway={"authentication": True, "tokens": [{"name": "b", "token": TOKEN}]},
+        rate_limit={"limit": 1_000_000_000, "period": 60},
+        # one file per target (run.py sets BENCH_TAG): two servers on one file wait on each other
+        logs={"enabled": True, "store": f"sqlite:///benchmarks/run/bench-{os.environ.get('BENCH_TAG', 'full')}.db"},
+        telemetry={"otel": True},
+        **extra,
+    )
+
+
+def _full_otel_sdk() -> Any:
+    _otel_sdk()
+    return Gateway(_full())
+
+
 VARIANTS: dict[str, Any] = {
     # the router alone, no middleware at all, per upstream transport
     "router": lambda: ProviderRouter(_config()),
@@ -55,15 +94,11 @@ VARIANTS: dict[str, Any] = {
     ),
     "cache-hit": lambda: Gateway(_config(cache={"ttl": 3600})),
     "cache-hit-redis": lambda: Gateway(_config(cache={"ttl": 3600, "storage": REDIS})),
-    # everything on: auth, cache (misses: wrk sends a different body? no — see README), limits, logs, otel
-    "full": lambda: Gateway(
-        _config(
-            gateway={"authentication": True, "tokens": [{"name": "b", "token": TOKEN}]},
-            rate_limit={"limit": 1_000_000_000, "period": 60},
-            logs={"enabled": True, "store": "sqlite:///benchmarks/run/bench-full.db"},
-            telemetry={"otel": True},
-        )
-    ),
+    # everything on: auth, rate limit, SQLite logs, OTel; the cache layer is in the pipeline but
+    # caching is off (wrk repeats one body: with it on, every request would be a hit)
+    "full": lambda: Gateway(_full()),
+    # the same with the OTel SDK installed (spans recorded and exported, not just API calls)
+    "full-otel-sdk": _full_otel_sdk,
 }
 
 

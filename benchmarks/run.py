@@ -7,6 +7,8 @@
     STREAM=1 python benchmarks/run.py              # streamed chat completions (20 SSE chunks)
     python benchmarks/run.py --write-readme        # also rewrite the table in benchmarks/README.md
     python benchmarks/run.py full@b85f83a full     # before/after: a variant at another git revision
+    python benchmarks/run.py bare-aiohttp full litellm   # LiteLLM from the harness's /tmp/venv-litellm
+    python benchmarks/run.py full full-w2          # a variant under 2 uvicorn workers
 
 Uses the shared harness in ``../shared/bench`` (nginx fake upstream, ``bare_proxy.py``, the wrk
 driver ``bench.py`` with ``post.lua``); that folder is read-only, so nginx runs from a copy in
@@ -30,11 +32,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SHARED_BENCH", ROOT.parent / "shared" / "bench")).resolve()
+# The harness sits next to the checkout (../shared/bench); from a worktree under /work/wt/NAME it
+# is two levels up.
+_NEXT_TO = next((p for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared" / "bench").is_dir()), ROOT.parent)
+SHARED = Path(os.environ.get("SHARED_BENCH", _NEXT_TO / "shared" / "bench")).resolve()
 RUN = ROOT / "benchmarks" / "run"
 UPSTREAM_PORT = 9100
 REDIS_PORT = 6399
 PORTS = {"bare-httpx": 9150, "bare-aiohttp": 9151}
+LITELLM_PORT = 9200
+LITELLM_VENV = Path(os.environ.get("LITELLM_VENV", "/tmp/venv-litellm"))
+# The harness's bench key (litellm/start.sh): loopback only, LiteLLM refuses to start without one.
+LITELLM_KEY = "sk-bench-loopback-only-7f3a9c2e5b1d4e6f8a0b2c4d"
 VARIANT_PORT0 = 9300
 DEFAULT = [
     "direct",
@@ -90,7 +99,9 @@ class Procs:
                 proc.kill()
 
 
-def uvicorn_cmd(app: str, port: int, *, factory: bool = False, app_dir: Path | None = None) -> list[str]:
+def uvicorn_cmd(
+    app: str, port: int, *, factory: bool = False, app_dir: Path | None = None, workers: int = 1
+) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -105,7 +116,7 @@ def uvicorn_cmd(app: str, port: int, *, factory: bool = False, app_dir: Path | N
         "--loop",
         "uvloop",
         "--workers",
-        "1",
+        str(workers),
         "--no-access-log",
         "--log-level",
         "warning",
@@ -137,7 +148,60 @@ def checkout(rev: str) -> Path:
             ["git", "archive", rev, "aigw_asgi", "benchmarks"], cwd=ROOT, check=True, capture_output=True
         )
         subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    # The variants write their SQLite logs under benchmarks/run/ (git-ignored, so not archived):
+    # without it the store fails and the revision measures no log writes at all.
+    (where / "benchmarks" / "run").mkdir(parents=True, exist_ok=True)
     return where
+
+
+def start_litellm(procs: Procs) -> str:
+    """The LiteLLM proxy of the shared harness (its own virtualenv, never a dependency of ours).
+
+    Started as ``litellm/start.sh`` does (1 worker, no DB, no callbacks, remote fetches kept
+    local), but from here: the harness folder is read-only and start.sh writes next to it.
+    Returns its version, for the README's comparison.
+    """
+    exe = LITELLM_VENV / "bin" / "litellm"
+    if not exe.exists():
+        raise SystemExit(f"no {exe}: run ../shared/bench/setup.sh (builds /tmp/venv-litellm)")
+    version = subprocess.run(
+        [str(LITELLM_VENV / "bin" / "python"), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if port_open(LITELLM_PORT):
+        print(f"litellm: already running on :{LITELLM_PORT}, reusing it")
+        return version
+    nourl = f"http://127.0.0.1:{UPSTREAM_PORT}/__no_remote_fetch__"
+    env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper() and not k.startswith(("REDIS_", "DATABASE"))}
+    env.update(
+        LITELLM_LOG="ERROR",
+        LITELLM_MODE="PRODUCTION",
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS="True",
+        LITELLM_LOCAL_BLOG_POSTS="True",
+        LITELLM_LOCAL_POLICY_TEMPLATES="True",
+        LITELLM_LOCAL_AUTOROUTER_PRESETS="True",
+        LITELLM_MODEL_COST_MAP_URL=nourl,
+        LITELLM_BLOG_POSTS_URL=nourl,
+        LITELLM_ANTHROPIC_BETA_HEADERS_URL=nourl,
+        LITELLM_AUTOROUTER_PRESETS_URL=nourl,
+        LITELLM_DONT_SHOW_FEEDBACK_BOX="true",
+        LITELLM_TELEMETRY="False",
+        DISABLE_ADMIN_UI="True",
+        NO_DOCS="True",
+        NO_REDOC="True",
+        LITELLM_MASTER_KEY=LITELLM_KEY,
+    )
+    cmd = [str(exe), "--config", str(SHARED / "litellm" / "config.yaml"), "--host", "127.0.0.1"]
+    cmd += ["--port", str(LITELLM_PORT), "--num_workers", "1"]
+    log = open(RUN / "litellm.log", "wb")
+    proc = subprocess.Popen(cmd, cwd=SHARED / "litellm", env=env, stdout=log, stderr=log)
+    procs.procs.append(("litellm", proc))
+    wait_port(LITELLM_PORT, timeout=120)  # its import takes a while
+    print(f"started litellm {version} (pid {proc.pid}) on :{LITELLM_PORT}")
+    return version
 
 
 def start_upstream(procs: Procs) -> None:
@@ -185,7 +249,11 @@ def main() -> int:
         # nginx serves its SSE file on /v1/stream/... (it cannot read "stream": true from the body)
         path = "/v1/stream/chat/completions" if stream else "/v1/chat/completions"
         for target in args.targets:
-            if target == "direct":
+            if target == "litellm":
+                version = start_litellm(procs)
+                # the harness's model names: gpt-4o-mini(-stream), mapped to the nginx upstream
+                specs.append(f"litellm-{version}=http://127.0.0.1:{LITELLM_PORT}/v1/chat/completions")
+            elif target == "direct":
                 specs.append(f"direct=http://127.0.0.1:{UPSTREAM_PORT}{path}")
             elif target in PORTS:
                 client = target.split("-", 1)[1]
@@ -196,21 +264,33 @@ def main() -> int:
                     {"BARE_CLIENT": client, "UPSTREAM": f"http://127.0.0.1:{UPSTREAM_PORT}"},
                 )
                 specs.append(f"{target}=http://127.0.0.1:{PORTS[target]}{path}")
-            elif target.partition("@")[0] in VARIANTS:
+            elif target.partition("@")[0].removesuffix("-w2") in VARIANTS:
+                # VARIANT-w2: the same app under 2 uvicorn worker processes (item 4: scaling)
                 variant, _, rev = target.partition("@")
+                workers = 2 if variant.endswith("-w2") else 1
+                variant = variant.removesuffix("-w2")
                 env = {
                     "BENCH_VARIANT": variant,
                     "BENCH_UPSTREAM": f"http://127.0.0.1:{UPSTREAM_PORT}",
                     "BENCH_REDIS": f"redis://127.0.0.1:{REDIS_PORT}/0",
                 }
                 cwd = checkout(rev) if rev else ROOT
+                # every target its own log file (two servers on one SQLite file wait on each
+                # other's locks), empty at the start whatever ran before
+                tag = target.replace("@", "-at-")
+                env["BENCH_TAG"] = tag
+                for db in (cwd / "benchmarks" / "run").glob(f"bench-{tag}.db*"):
+                    db.unlink()
                 if rev:
                     env["PYTHONPATH"] = str(cwd)
-                procs.start(target, uvicorn_cmd("benchmarks.apps:make", port, factory=True), port, env, cwd)
+                cmd = uvicorn_cmd("benchmarks.apps:make", port, factory=True, workers=workers)
+                procs.start(target, cmd, port, env, cwd)
                 specs.append(f"{target}=http://127.0.0.1:{port}/openai{path}")
                 port += 1
             else:
-                raise SystemExit(f"unknown target {target!r}: direct, bare-httpx, bare-aiohttp, {', '.join(VARIANTS)}")
+                raise SystemExit(
+                    f"unknown target {target!r}: direct, bare-httpx, bare-aiohttp, litellm, {', '.join(VARIANTS)}"
+                )
         out = RUN / ("results-stream" if stream else "results")
         # Every target gets the gateway token in cf-aig-authorization: the variants with auth on
         # need it, the rest forward it (nginx ignores it), so every target does the same work.
@@ -220,8 +300,10 @@ def main() -> int:
             *specs,
             "--out",
             str(out),
+            # LiteLLM wants its key in Authorization; then every target gets it (the gateway and
+            # the bare proxies forward it, nginx ignores it), so every target does the same work.
             "--auth",
-            "",
+            LITELLM_KEY if "litellm" in args.targets else "",
             "--header",
             f"cf-aig-authorization: Bearer {AUTH_TOKEN}",
         ]

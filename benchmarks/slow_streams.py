@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Many concurrent slow streams: the gateway's RSS while they are all open (issue 17, item 4).
+
+    python benchmarks/slow_streams.py [STREAMS] [CHUNKS]     # default 1000 streams of 10 chunks
+
+The steerable fake provider (tests/fakes/upstream.py, in a thread of this process) answers each
+streamed chat completion with one chunk a second (``x-fake-chunk-delay: 1``); the gateway runs
+the ``full`` variant of ``benchmarks/apps.py`` under uvicorn (1 worker, as ``run.py`` starts it).
+All streams are opened at once; the gateway's RSS is read from /proc every second until every
+stream has ended. Loopback only, run by hand, never in CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run import AUTH_TOKEN, RUN, uvicorn_cmd, wait_port  # noqa: E402
+from tests.fakes.upstream import FakeUpstream  # noqa: E402
+from tests.servers import ServerThread  # noqa: E402
+
+PORT = 9390
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def drive(streams: int, chunks: int, pid: int) -> None:
+    import aiohttp
+
+    url = f"http://127.0.0.1:{PORT}/openai/v1/chat/completions"
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {
+        "cf-aig-authorization": f"Bearer {AUTH_TOKEN}",
+        "authorization": "Bearer sk-fake",
+        "x-fake-chunk-delay": "1",
+        "x-fake-chunks": str(chunks),
+    }
+    done = 0
+    failed = 0
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        nonlocal done, failed
+        try:
+            async with session.post(url, json=body, headers=headers) as resp:
+                async for _ in resp.content.iter_any():
+                    pass
+                if resp.status != 200:
+                    failed += 1
+        except aiohttp.ClientError:
+            failed += 1
+        done += 1
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as session:
+        before = rss_mib(pid)
+        tasks = [asyncio.create_task(one(session)) for _ in range(streams)]
+        started = time.monotonic()
+        peak = before
+        while done < streams:
+            await asyncio.sleep(1)
+            now = rss_mib(pid)
+            peak = max(peak, now)
+            print(f"t={time.monotonic() - started:5.1f}s open={streams - done:5d} rss={now:6.1f} MiB", flush=True)
+        await asyncio.gather(*tasks)
+        print(f"\n{streams} streams x {chunks} chunks (1/s): RSS before {before:.1f} MiB, peak {peak:.1f} MiB,")
+        per_stream = (peak - before) * 1024 / streams
+        print(f"after {rss_mib(pid):.1f} MiB; {per_stream:.1f} KiB per open stream; failed {failed}")
+
+
+def main() -> int:
+    streams = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    chunks = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    RUN.mkdir(parents=True, exist_ok=True)
+    with ServerThread(FakeUpstream()) as fake:
+        env = {
+            **os.environ,
+            "BENCH_VARIANT": "full",
+            "BENCH_TAG": "slow-streams",
+            "BENCH_UPSTREAM": fake.url,
+        }
+        for db in RUN.glob("bench-slow-streams.db*"):
+            db.unlink()
+        log = open(RUN / "slow-streams.log", "wb")
+        proc = subprocess.Popen(
+            uvicorn_cmd("benchmarks.apps:make", PORT, factory=True), cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+        try:
+            wait_port(PORT)
+            asyncio.run(drive(streams, chunks, proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
