@@ -19,7 +19,7 @@ async def test_a_disconnect_cancels_the_task_and_release_swallows_only_that() ->
         return {"type": "http.disconnect"}
 
     async def request() -> str:
-        watch = ClientWatch(receive)
+        watch = ClientWatch(receive, after_s=0)
         try:
             gone.set()
             await asyncio.sleep(3600)  # the upstream call
@@ -42,7 +42,7 @@ async def test_someone_elses_cancellation_is_never_swallowed() -> None:
         return {"type": "http.disconnect"}
 
     async def request() -> None:
-        watch = ClientWatch(receive)
+        watch = ClientWatch(receive, after_s=0)
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
@@ -75,7 +75,7 @@ async def test_a_receive_that_never_blocks_is_not_watched_forever() -> None:
         calls += 1
         return {"type": "http.request", "body": b"{}", "more_body": False}
 
-    watch = ClientWatch(receive)
+    watch = ClientWatch(receive, after_s=0)
     await asyncio.sleep(0.01)
     assert 0 < calls <= 8 and not watch.left
     watch.stop()
@@ -89,7 +89,7 @@ async def test_stop_before_a_late_disconnect_keeps_the_task_running() -> None:
         await done.wait()
         return {"type": "http.disconnect"}
 
-    watch = ClientWatch(receive)
+    watch = ClientWatch(receive, after_s=0)
     done.set()  # the response completed: the server wakes the watcher...
     watch.stop()  # ...but the request stopped watching first, without awaiting in between
     await asyncio.sleep(0.01)
@@ -147,3 +147,35 @@ async def test_the_body_deadline_does_not_bound_the_wait_after_the_body() -> Non
     bounded = body_deadline(receive, 0.02)
     assert (await bounded())["type"] == "http.request"
     assert (await bounded())["type"] == "http.disconnect"
+
+
+async def test_the_watcher_starts_only_after_the_delay_and_stop_cancels_the_timer() -> None:
+    """Fast answers never pay for a task; a slow one is watched from ``after_s`` on."""
+    gone = asyncio.Event()
+    calls = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    fast = ClientWatch(receive, after_s=0.05)
+    fast.stop()  # answered before the delay
+    await asyncio.sleep(0.1)
+    assert calls == 0 and not fast.left
+
+    async def slow_request() -> str:
+        watch = ClientWatch(receive, after_s=0.01)
+        try:
+            gone.set()
+            await asyncio.sleep(3600)
+            return "answered"
+        except asyncio.CancelledError:
+            if not watch.release():
+                raise
+            return "client left"
+        finally:
+            watch.stop()
+
+    assert await asyncio.wait_for(slow_request(), 5) == "client left" and calls == 1
