@@ -36,14 +36,14 @@ from urllib.parse import parse_qsl
 from .._asgi import ClientDisconnected, deny_websocket, read_body, replay_receive
 from ..breaker import Breaker, StorageDown
 from ..config import Config, validate
-from ..context import RequestContext, ensure_context, uuid7
+from ..context import RequestContext, Usage, ensure_context, uuid7
 from ..errors import BudgetExhausted, GatewayError, KeyNotAllowed, StoreUnavailable, send_error
 from ..keys.policy import SAFE_METHODS, provider_of, request_model
 from ..providers.registry import ProviderRegistry
 from ..ratelimit.keys import Facts
-from ..telemetry.cost import PriceTable
+from ..telemetry.cost import PriceTable, compute_cost
 from ..types import ASGIApp, Message, Receive, Scope, Send
-from .estimate import custom_cost, real_cost, worst_case
+from .estimate import custom_cost, price_of, real_cost, worst_case
 from .ledger import Ledger, nanos, nanos_up
 from .rules import Charge, charges, compile_budgets, retry_after
 from .storage import make_ledger, store_failures
@@ -145,14 +145,18 @@ class BudgetMiddleware:
             await self.app(scope, receive, send)
             return
         watch = _StreamWatch(send)
+        session = None
+        if kind == "websocket":  # a realtime session: its spend is checked as usage is reported
+            session = _SessionSpend(self, ctx, admitted)
+            ctx.extra[SESSION_SPEND] = session.check
         try:
             await self.app(scope, receive, watch.send)
         except BaseException:
             # Cancelled (a WebSocket client left) or failed mid-answer: settle what was used
             # without holding up the unwinding.
-            self._later(self._settle(ctx, admitted, watch.events))
+            self._later(self._settle(ctx, admitted, watch.events, session))
             raise
-        await self._settle(ctx, admitted, watch.events)
+        await self._settle(ctx, admitted, watch.events, session)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, exc: GatewayError) -> None:
         if scope["type"] == "http":
@@ -230,13 +234,18 @@ class BudgetMiddleware:
 
     # -- settlement -----------------------------------------------------------------------------
 
-    async def _settle(self, ctx: RequestContext, admitted: _Admitted, events: int) -> None:
+    async def _settle(
+        self, ctx: RequestContext, admitted: _Admitted, events: int, session: _SessionSpend | None = None
+    ) -> None:
         try:
             cost = real_cost(ctx, self.prices, reserved=admitted.usd, events=events)
         except Exception:  # pricing must never leave a reservation open
             logger.exception("spend budgets: could not price a finished request; charging its reservation")
             cost = admitted.usd
         await self._settle_to(admitted, nanos(cost))
+        if session is not None:  # the session's extra reservations: released, the real cost is charged above
+            for extra in session.extras:
+                await self._settle_to(extra, 0)
 
     async def _settle_to(self, admitted: _Admitted, actual: int) -> None:
         """Settle now; if the storage is down, keep trying in the background (``_SETTLE_RETRIES``)."""
@@ -263,6 +272,56 @@ class BudgetMiddleware:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+SESSION_SPEND = "aigw.budgets.session_spend"
+"""``ctx.extra`` key: ``await check(usage_so_far)`` -> the `BudgetExhausted` that ends a realtime
+session, or ``None``. Set by the budget layer for WebSocket sessions it admitted."""
+
+
+class _SessionSpend:
+    """A realtime session's spend, checked each time the provider reports usage.
+
+    At the upgrade the session reserved one answer's worst case. When what it has used passes
+    what it holds, it reserves the difference (atomically, like any request); a refusal means a
+    budget is exhausted and the relay closes the session. All is settled to the real cost at the end.
+    """
+
+    __slots__ = ("layer", "ctx", "admitted", "held", "extras")
+
+    def __init__(self, layer: BudgetMiddleware, ctx: RequestContext, admitted: _Admitted) -> None:
+        self.layer = layer
+        self.ctx = ctx
+        self.admitted = admitted
+        self.held = admitted.amount  # nano-dollars reserved for this session so far
+        self.extras: list[_Admitted] = []
+
+    async def check(self, usage: Usage) -> GatewayError | None:
+        layer, ctx = self.layer, self.ctx
+        cost, _ = compute_cost(usage, price_of(ctx, layer.prices), custom=custom_cost(ctx))
+        used = nanos(cost or 0.0)
+        if used <= self.held:
+            return None
+        extra = _Admitted(uuid7(), self.admitted.charges, used - self.held, (used - self.held) / 1e9)
+        now = layer.clock()
+        try:
+            refused = await layer.guard.call(
+                layer.ledger.reserve,
+                extra.lease,
+                [c.counter for c in extra.charges],
+                extra.amount,
+                now=now,
+                ttl=layer.spend.reservation_ttl_s,
+            )
+        except StorageDown:
+            return None if layer.spend.fail_open else StoreUnavailable("Budget storage unavailable")
+        if refused >= 0:
+            charge = extra.charges[refused]
+            ctx.rate_limited_by = f"budget:{charge.budget.label}"
+            return _exhausted(charge, now)
+        self.extras.append(extra)
+        self.held = used
+        return None
 
 
 class _Admitted:

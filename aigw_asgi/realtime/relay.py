@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..budgets.middleware import SESSION_SPEND
 from ..config import RealtimeConfig
 from ..context import CLIENT_DISCONNECTED, ErrorType, RequestContext
 from ..ratelimit.middleware import SESSION_DEBIT
@@ -95,6 +96,7 @@ class Relay:
         self.meter = meter
         self.max_frame = limits.max_frame_bytes
         self.debit = ctx.extra.get(SESSION_DEBIT)
+        self.spend = ctx.extra.get(SESSION_SPEND)  # the budget layer's check, when budgets apply
         self.last = 0.0  # loop time of the last frame, either way (idle cap)
         self.frames_up = self.bytes_up = self.frames_down = self.bytes_down = 0
         self.captured_up = bytearray()
@@ -223,6 +225,12 @@ class Relay:
                     await send(out)
                 except OSError:  # ASGI >= 2.4 servers raise once the client is gone
                     return _client_gone()
+                if reported is not None and self.spend is not None:
+                    # After the frame: the client gets the answer it was charged for, then the end.
+                    refusal = await self.spend(meter.usage)
+                    if refusal is not None:
+                        why = refusal.message
+                        return SessionEnd("gateway", 1008, why, error=why, error_type="budget_exhausted")
             elif kind is WSMsgType.CLOSE:
                 code = msg.data if isinstance(msg.data, int) else 1005
                 reason = msg.extra or ""

@@ -43,3 +43,28 @@ def test_a_realtime_session_is_charged_its_usage(make_gateway, fake_upstream) ->
             pass
     assert refused.value.response.status_code == 429
     assert json.loads(refused.value.response.body)["error"][0]["code"] == 2031
+
+
+def test_a_session_that_spends_its_budget_is_closed_mid_session(make_gateway, fake_upstream) -> None:
+    """Usage past what the session holds is reserved as it is reported; a refusal closes the session."""
+    from websockets.exceptions import ConnectionClosed
+
+    from tests.realtime.conftest import rows
+
+    worst = 10 * 16e-6  # spend.max_output_tokens = 10: the session holds less than one response
+    budget = {"usd": worst + 1.5 * PER_RESPONSE, "period": "total"}
+    _, server = make_gateway(prices=PRICES, budgets=[budget], realtime=REALTIME, spend={"max_output_tokens": 10})
+    with open_ws(server) as ws:
+        recv_json(ws)
+        ws.send(json.dumps({"type": "response.create"}))
+        until(ws, "response.done")  # 1 response: more than held, the difference fits the budget
+        ws.send(json.dumps({"type": "response.create"}))
+        until(ws, "response.done")  # the answer the client is charged for arrives, then the close
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert closed.value.rcvd.reason.startswith("Spend budget")
+    # Charged what it used: at most one response past the budget (the documented bound).
+    assert math.isclose(spent(server), 2 * PER_RESPONSE, rel_tol=1e-6)
+    (row,) = rows(server)
+    assert row["error_type"] == "budget_exhausted" and row["rate_limited_by"].startswith("budget:")
