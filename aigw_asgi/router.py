@@ -29,7 +29,6 @@ from .errors import (
     InvalidProvider,
     InvalidRequest,
     NotFound,
-    UnknownByokAlias,
     UpstreamError,
     UpstreamUnreachable,
     send_error,
@@ -237,19 +236,11 @@ class ProviderRouter:
         if not has_credential and provider.query_key:
             has_credential = any(part.startswith(provider.query_key.encode() + b"=") for part in query.split(b"&"))
         if not has_credential:
-            stored = self.providers.pick_key(provider, alias)
+            stored = self.providers.stored_key(provider, alias)
             if stored is not None:
                 injected = stored.key
                 out.append((provider.auth_header, provider.credential_value(stored.key)))
-            elif alias is not None:
-                configured = ", ".join(repr(k.alias) for k in provider.keys) or "none"
-                raise UnknownByokAlias(
-                    f"Provider '{provider.name}' has no BYOK credential named '{alias[:64]}'. "
-                    f"Configured aliases: {configured}"
-                )
-        if provider.headers:
-            present = {k.lower() for k, _ in out}
-            out.extend((k, v) for k, v in provider.headers if k not in present)
+        provider.add_default_headers(out)
         if not self._compression:
             out.append(("accept-encoding", "identity"))
         return out, injected

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from ..config import Config, ProviderConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownByokAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,12 @@ class Provider:
 
     def credential_value(self, key: str) -> str:
         return f"{self.auth_scheme} {key}" if self.auth_scheme else key
+
+    def add_default_headers(self, headers: list[tuple[str, str]]) -> None:
+        """The provider's configured extra headers, where the client did not send its own."""
+        if self.headers:
+            present = {k.lower() for k, _ in headers}
+            headers.extend((k, v) for k, v in self.headers if k not in present)
 
 
 _LABEL = "[A-Za-z0-9][A-Za-z0-9-]{0,62}"
@@ -321,6 +327,17 @@ class ProviderRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._providers)
+
+    def stored_key(self, provider: Provider, alias: str | None) -> ProviderKey | None:
+        """`pick_key`, where an alias the provider does not have is the client's error (400 code 2040)."""
+        key = self.pick_key(provider, alias)
+        if key is None and alias is not None:
+            configured = ", ".join(repr(k.alias) for k in provider.keys) or "none"
+            raise UnknownByokAlias(
+                f"Provider '{provider.name}' has no BYOK credential named '{alias[:64]}'. "
+                f"Configured aliases: {configured}"
+            )
+        return key
 
     def pick_key(self, provider: Provider, alias: str | None) -> ProviderKey | None:
         """The stored key to inject: the named alias, else round-robin over all keys."""

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from ..auth import SUBPROTOCOL_PREFIX
 from ..context import RequestContext
-from ..errors import InvalidRequest, UnknownByokAlias
+from ..errors import InvalidRequest
 from ..headers import HOP_BY_HOP
 from ..providers.registry import Provider, ProviderKey, realtime_endpoint
 from ..types import Scope
@@ -117,20 +117,12 @@ def plan_upstream(
         headers.append((provider.auth_header, provider.credential_value(key_entry)))
         source = "subprotocol"
     if source is None:
-        picked = pick_key(provider, alias)
+        picked = pick_key(provider, alias)  # raises UnknownByokAlias for an alias the provider lacks
         if picked is not None:
             stored = picked.key
             headers.append((provider.auth_header, provider.credential_value(stored)))
             source = "stored"
-        elif alias is not None:
-            configured = ", ".join(repr(k.alias) for k in provider.keys) or "none"
-            raise UnknownByokAlias(
-                f"Provider '{provider.name}' has no BYOK credential named '{alias[:64]}'. "
-                f"Configured aliases: {configured}"
-            )
-    if provider.headers:
-        present = {k.lower() for k, _ in headers}
-        headers.extend((k, v) for k, v in provider.headers if k not in present)
+    provider.add_default_headers(headers)
     return UpstreamPlan(
         url=f"{url}?{query}" if query else url,
         headers=headers,

@@ -125,7 +125,7 @@ class RealtimeProxy:
         ctx.endpoint = path
         alias = ctx.options.byok_alias  # a bad cf-aig-* header is a 400 here, before any upstream work
         query = scope.get("query_string", b"").decode("latin-1")
-        plan = plan_upstream(provider, quote_path(path), query, ctx, scope, self.providers.pick_key, alias)
+        plan = plan_upstream(provider, quote_path(path), query, ctx, scope, self.providers.stored_key, alias)
         ctx.model = plan.model
         return plan, provider.format
 

@@ -113,7 +113,7 @@ def plan(
     ctx = RequestContext(gateway_id="default", method="GET", path=f"/{name}/{path}", headers=raw)
     ctx.gateway_token = gateway_token
     scope = {"type": "websocket", "subprotocols": subprotocols or []}
-    return plan_upstream(provider, path, query, ctx, scope, reg.pick_key, alias)
+    return plan_upstream(provider, path, query, ctx, scope, reg.stored_key, alias)
 
 
 def test_handshake_headers_are_not_forwarded_but_the_clients_own_are() -> None:
