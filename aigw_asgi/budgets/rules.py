@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from ..config import BudgetRule
 from ..keys.model import GatewayKey, Period
-from ..ratelimit.keys import Facts
+from ..ratelimit.keys import Facts, scope_value as rate_limit_scope_value
 from .ledger import Counter, nanos
 from .windows import Window, window
 
@@ -65,31 +65,9 @@ def escape(value: str) -> str:
     return value
 
 
-def _text(value: str | int | float | bool) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return str(value)
-
-
 def scope_value(budget: Budget, facts: Facts) -> str | None:
     """The counter's scope value ("" for a gateway-wide budget), ``None`` when it does not apply."""
-    parts = []
-    for part in budget.scope:
-        if part == "token":
-            value = facts.token
-        elif part == "provider":
-            value = facts.provider
-        elif part == "model":
-            value = facts.model
-        else:  # "metadata.K", validated by config
-            raw = facts.metadata.get(part[9:]) if facts.metadata else None
-            value = None if raw is None else _text(raw)
-        if value is None:
-            return None
-        parts.append(escape(value))
-    return "/".join(parts)
+    return rate_limit_scope_value(budget.scope, facts, escape)
 
 
 def charges(budgets: tuple[Budget, ...], key: GatewayKey | None, facts: Facts, now: float) -> list[Charge]:

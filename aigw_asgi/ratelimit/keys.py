@@ -16,7 +16,7 @@ keys share a hash tag, set by `limits`), so no storage call ever spans two Clust
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -142,8 +142,18 @@ def counter_key(rule: Rule, facts: Facts) -> str | None:
     """
     if not rule.scope:
         return rule.prefix
-    parts = [rule.prefix]
-    for part in rule.scope:
+    value = scope_value(rule.scope, facts)
+    return None if value is None else f"{rule.prefix}/{value}"
+
+
+def scope_value(scope: Sequence[str], facts: Facts, quote: Callable[[str], str] = escape) -> str | None:
+    """The request's values for ``scope`` (``token``, ``ip``, ``provider``, ``model``,
+    ``metadata.K``), quoted and joined with ``/``; ``None`` when one of them is unknown.
+
+    Shared by rate-limit rules and spend budgets, whose scopes are the same words.
+    """
+    parts = []
+    for part in scope:
         if part == "token":
             value = facts.token
         elif part == "ip":
@@ -157,7 +167,7 @@ def counter_key(rule: Rule, facts: Facts) -> str | None:
             value = None if raw is None else _text(raw)
         if value is None:
             return None
-        parts.append(escape(value))
+        parts.append(quote(value))
     return "/".join(parts)
 
 
