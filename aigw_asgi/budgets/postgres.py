@@ -9,13 +9,12 @@ per second should keep its counters in Redis (``spend.storage``) and its logs an
 
 from __future__ import annotations
 
-import asyncio
 import json
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from ..keys.postgres_store import connect_pool
+from ..pgpool import LoopPool
 from .ledger import RECLAIMED_KEEP_S, Counter, CounterState
 
 _SCHEMA = """
@@ -48,22 +47,12 @@ class PostgresLedger:
         self.timeout_s = timeout_s
         # The gateway's lock id: a stable 63-bit number from its name.
         self._gateway_lock = zlib.crc32(f"aigw-budgets:{gateway_id}".encode()) | (0x6169 << 32)
-        self._pool: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock: asyncio.Lock | None = None
+        # Creating the tables may take longer than one budget step is allowed to.
+        self._pools = LoopPool(url, timeout_s=max(timeout_s, 10.0), lock=_SCHEMA_LOCK, schema=_SCHEMA)
         self._forgotten_at = 0.0
 
     async def _db(self) -> Any:
-        """The pool of the running event loop (a pool cannot outlive the loop that made it)."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._loop, self._pool, self._lock = loop, None, asyncio.Lock()
-        assert self._lock is not None
-        async with self._lock:
-            # Creating the tables may take longer than one budget step is allowed to.
-            if self._pool is None:
-                self._pool = await connect_pool(self.url, max(self.timeout_s, 10.0), _SCHEMA_LOCK, _SCHEMA)
-        return self._pool
+        return await self._pools.get()
 
     async def _add(self, conn: Any, ident: Sequence[str], spent: int, reserved: int, expires_at: float | None) -> None:
         await conn.execute(_ADD, self.gateway_id, ident[0], ident[1], ident[2], spent, reserved, expires_at)
@@ -156,9 +145,4 @@ class PostgresLedger:
         return out
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            try:
-                await pool.close()
-            except RuntimeError:  # its loop is gone
-                pass
+        await self._pools.aclose()

@@ -7,11 +7,10 @@ Name uniqueness among live keys is the partial unique index's job, as in SQLite.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from ..errors import ConfigError
+from ..pgpool import LoopPool
 from .model import GatewayKey, NameTaken, policy_fields
 
 _SCHEMA = """
@@ -41,20 +40,6 @@ def _values(key: GatewayKey) -> list[Any]:
     return [*(getattr(key, c) for c in _COLUMNS), json.dumps(key.policy(), separators=(",", ":"))]
 
 
-async def connect_pool(url: str, timeout_s: float, lock: int, schema: str) -> Any:
-    """An asyncpg pool on ``url`` (``postgres://`` accepted), the ``schema`` created once under ``lock``."""
-    try:
-        import asyncpg  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - depends on the install
-        raise ConfigError("postgresql:// needs the postgres extra: pip install 'aigw-asgi[postgres]'") from None
-    dsn = "postgresql://" + url.split("://", 1)[1]
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, timeout=timeout_s, command_timeout=timeout_s)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
-        await conn.execute(schema)
-    return pool
-
-
 class PostgresKeyStore:
     kind = "postgresql"
 
@@ -62,20 +47,10 @@ class PostgresKeyStore:
         self.url = url
         self.gateway_id = gateway_id
         self.timeout_s = timeout_s
-        self._pool: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock: asyncio.Lock | None = None
+        self._pools = LoopPool(url, timeout_s=timeout_s, lock=_LOCK, schema=_SCHEMA)
 
     async def _db(self) -> Any:
-        """The pool of the running event loop (a pool cannot outlive the loop that made it)."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._loop, self._pool, self._lock = loop, None, asyncio.Lock()
-        assert self._lock is not None
-        async with self._lock:
-            if self._pool is None:
-                self._pool = await connect_pool(self.url, self.timeout_s, _LOCK, _SCHEMA)
-        return self._pool
+        return await self._pools.get()
 
     async def version(self) -> int:
         pool = await self._db()
@@ -131,9 +106,4 @@ class PostgresKeyStore:
         return changed
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            try:
-                await pool.close()
-            except RuntimeError:  # its loop is gone
-                pass
+        await self._pools.aclose()
