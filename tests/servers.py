@@ -322,12 +322,13 @@ class RedisClusterServer(RedisServer):
     """A one-node Redis Cluster owning every slot: cluster rules (CROSSSLOT, MOVED) are enforced."""
 
     _pick_port = staticmethod(cluster_port)
+    _cluster_args: tuple[str, ...] = ()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         nodes = os.path.join(self._dir, f"nodes-{self.port}.conf")
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         args += ["--dir", self._dir, "--logfile", self._log_path, "--cluster-enabled", "yes"]
-        args += ["--cluster-config-file", nodes]
+        args += ["--cluster-config-file", nodes, *self._cluster_args]
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self) -> RedisClusterServer:
@@ -403,17 +404,14 @@ class RedisCluster:
         self.close()
 
 
-class _ClusterNode(RedisServer):
+class _ClusterNode(RedisClusterServer):
     """One empty cluster-enabled redis-server (its slots come from ``redis-cli --cluster create``)."""
 
-    _pick_port = staticmethod(cluster_port)
+    _cluster_args = ("--cluster-node-timeout", "2000")
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        nodes = os.path.join(self._dir, f"nodes-{self.port}.conf")
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        args += ["--dir", self._dir, "--logfile", self._log_path, "--cluster-enabled", "yes"]
-        args += ["--cluster-config-file", nodes, "--cluster-node-timeout", "2000"]
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start(self) -> _ClusterNode:
+        RedisServer.start(self)  # no slots of its own: the cluster assigns them
+        return self
 
     def flushall(self) -> None:
         # FLUSHALL on a replica-less master; keys of other slots live on the other nodes.

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 
 from tests.realtime.conftest import session_rows
-from tests.websocket.test_browser import CHROMIUM, FLAGS, PageServer
+from tests.websocket.test_browser import CHROMIUM, PageServer, run_in_chromium
 
 TOKEN = "browser-rt-token-0123456789"
 KEY = "sk-browser-realtime-key"
@@ -65,22 +62,7 @@ def test_chromium_realtime_session_and_readable_refusal(realtime_gateway, serve,
         }
     )
     site = serve(page)
-    profile = tempfile.mkdtemp(prefix="aigw-chromium-")
-    browser = subprocess.Popen(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"{site.url}/"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert page.reported.wait(60), "the page never reported (Chromium did not run it?)"
-    finally:
-        browser.terminate()
-        try:
-            browser.wait(10)
-        except subprocess.TimeoutExpired:
-            browser.kill()
-            browser.wait(10)
-        shutil.rmtree(profile, ignore_errors=True)
+    run_in_chromium(page, f"{site.url}/")
     result = page.result
     assert result is not None and "error" not in result, result
     assert result["protocol"] == "realtime"  # the provider's choice, never an entry holding a secret

@@ -95,15 +95,11 @@ class PageServer:
         await send({"type": "http.response.body", "body": body})
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium package (/usr/bin/chromium)")
-def test_chromium_websocket_with_subprotocol_auth(make_gateway, serve, fake_upstream: RunningFake) -> None:
-    _, gateway = make_gateway(gateway={"authentication": True, "tokens": [{"name": "web", "token": TOKEN}]})
-    protocol = f"cf-aig-authorization.{TOKEN}"
-    page = PageServer(PAGE % {"url": json.dumps(f"{gateway.ws_url}/"), "protocol": json.dumps(protocol)})
-    site = serve(page)
+def run_in_chromium(page: PageServer, url: str) -> None:
+    """Open ``url`` in a headless Chromium with a fresh profile until ``page`` reports, then close it."""
     profile = tempfile.mkdtemp(prefix="aigw-chromium-")
     browser = subprocess.Popen(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"{site.url}/"],
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", url],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -117,6 +113,15 @@ def test_chromium_websocket_with_subprotocol_auth(make_gateway, serve, fake_upst
             browser.kill()
             browser.wait(10)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium package (/usr/bin/chromium)")
+def test_chromium_websocket_with_subprotocol_auth(make_gateway, serve, fake_upstream: RunningFake) -> None:
+    _, gateway = make_gateway(gateway={"authentication": True, "tokens": [{"name": "web", "token": TOKEN}]})
+    protocol = f"cf-aig-authorization.{TOKEN}"
+    page = PageServer(PAGE % {"url": json.dumps(f"{gateway.ws_url}/"), "protocol": json.dumps(protocol)})
+    site = serve(page)
+    run_in_chromium(page, f"{site.url}/")
     result = page.result
     assert result is not None and "error" not in result, result
     assert result["protocol"] == protocol  # the token entry was the only offer: echoed
