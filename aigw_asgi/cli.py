@@ -29,7 +29,23 @@ def app_factory() -> object:
     _configure_protocol(config)  # in each worker, before it accepts a connection
     # In each worker process (export threads do not survive a fork): OTLP if OTEL_* asks for it.
     configure_from_env(config.telemetry)
+    tune_gc(config.server.gc_threshold)
     return Gateway(config)
+
+
+def tune_gc(threshold: int) -> None:
+    """Collect the young generation every ``threshold`` allocations instead of every 700.
+
+    With dozens of requests in flight, each young collection finds their contexts, bodies and
+    parsed JSON alive and promotes them; the old generations then fill with short-lived objects
+    and full collections follow. Collecting less often lets most of them die young (freed by
+    reference counting, never traversed): measured +10-15 % requests/s and half the p99 at c=64
+    (benchmarks/README.md). Cycles still get collected, 50,000 allocations later at most.
+    """
+    import gc
+
+    if threshold:
+        gc.set_threshold(threshold, 20, 20)
 
 
 def _redact_log_output(config: Config) -> None:

@@ -38,6 +38,9 @@ class ServerConfig:
     max_header_bytes: int = 65_536  # request line + headers larger than this: 431 + close
     keep_alive_s: int = 5  # an idle keep-alive connection is closed after this (uvicorn)
     limit_concurrency: int = 2048  # connections + requests per worker before new requests get 503; 0 = no cap
+    # Allocations between young-generation collections in each worker (Python's default: 700);
+    # 0 keeps the interpreter's setting. Why 50,000: benchmarks/README.md, "Garbage collection".
+    gc_threshold: int = 50_000
 
 
 @dataclass
@@ -376,6 +379,11 @@ def validate(config: Config) -> Config:
     _check(s.max_header_bytes >= 1024, "server.max_header_bytes", "must be at least 1024")
     _check(s.keep_alive_s > 0, "server.keep_alive_s", "must be positive")
     _check(s.limit_concurrency >= 0, "server.limit_concurrency", "must be 0 (no cap) or positive")
+    _check(
+        s.gc_threshold == 0 or 700 <= s.gc_threshold <= 10_000_000,
+        "server.gc_threshold",
+        "must be 0 (the interpreter's setting) or 700 to 10000000",
+    )
     u = config.upstream
     _check(u.connect_timeout_ms > 0, "upstream.connect_timeout_ms", "must be positive")
     _check(u.idle_timeout_ms > 0, "upstream.idle_timeout_ms", "must be positive")

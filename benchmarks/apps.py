@@ -10,7 +10,8 @@ import os
 from typing import Any
 
 from aigw_asgi import Gateway, ProviderRouter
-from aigw_asgi.config import config_from_dict
+from aigw_asgi.cli import tune_gc
+from aigw_asgi.config import ServerConfig, config_from_dict
 from aigw_asgi.transport import HttpxTransport
 
 UPSTREAM = os.environ.get("BENCH_UPSTREAM", "http://127.0.0.1:9100")
@@ -103,4 +104,8 @@ VARIANTS: dict[str, Any] = {
 
 
 def make() -> Any:
-    return VARIANTS[os.environ["BENCH_VARIANT"]]()
+    app = VARIANTS[os.environ["BENCH_VARIANT"]]()
+    # What each `aigw serve` worker does (server.gc_threshold); BENCH_GC_THRESHOLD=0 keeps Python's.
+    threshold = os.environ.get("BENCH_GC_THRESHOLD")
+    tune_gc(ServerConfig().gc_threshold if threshold is None else int(threshold))
+    return app

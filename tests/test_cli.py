@@ -71,6 +71,24 @@ def test_serve_runs_the_gateway(tmp_path: Path, fake_upstream: RunningFake) -> N
     assert f"gateway on http://127.0.0.1:{port}/" in output
 
 
+def test_workers_collect_the_young_generation_less_often() -> None:
+    """``server.gc_threshold`` (default 50,000) is what each ``aigw serve`` worker sets; 0 leaves
+    the interpreter's own setting alone (a host that mounts the gateway keeps its own)."""
+    import gc
+
+    from aigw_asgi.cli import tune_gc
+    from aigw_asgi.config import ServerConfig
+
+    before = gc.get_threshold()
+    try:
+        tune_gc(0)
+        assert gc.get_threshold() == before
+        tune_gc(ServerConfig().gc_threshold)
+        assert gc.get_threshold() == (50_000, 20, 20)
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_serve_redacts_secrets_from_every_log_line(caplog) -> None:
     import logging
 

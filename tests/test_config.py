@@ -92,6 +92,7 @@ def test_aigw_config_env_var(tmp_path, monkeypatch) -> None:
         ({"providers": {"openai": {"base_url": "ftp://x"}}}, "providers.openai.base_url"),
         ({"rate_limit": {"rules": [{"limit": 1, "period": 1, "scope": ["planet"]}]}}, "unknown scope 'planet'"),
         ({"server": {"port": True}}, "server.port: expected an integer"),
+        ({"server": {"gc_threshold": 100}}, "server.gc_threshold: must be 0"),
         ({"logs": {"store": "mysql://x"}}, "logs.store"),
     ],
 )
