@@ -89,15 +89,36 @@ async def _round(app: Any, path: str, body: bytes, n: int) -> float:
                 raise SystemExit(f"status {status}")
 
     gc_time[0] = 0.0
+    threads_before = _thread_cpu()
     start = time.process_time()
     await asyncio.gather(*(worker() for _ in range(CONC)))
     spent = (time.process_time() - start) / n * 1e6
+    if os.environ.get("THREADS") == "1":
+        after = _thread_cpu()
+        shares = {name: (after[name] - threads_before.get(name, 0.0)) / n * 1e6 for name in after}
+        print("  threads µs/request: " + ", ".join(f"{k} {v:.1f}" for k, v in shares.items() if v > 0.05))
     if os.environ.get("GCTIME") == "1":
         summary = {g: (len(v), round(sum(v) * 1e3, 1)) for g, v in gc_by_gen.items()}
         print(f"  gc {gc_time[0] / n * 1e6:.1f} µs/request; per generation (count, ms): {summary}")
         for v in gc_by_gen.values():
             v.clear()
     return spent
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds per thread name (threads of one name summed), from /proc."""
+    import threading
+
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        name = thread.name.split("_")[0].rstrip("0123456789-")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 gc_time = [0.0]

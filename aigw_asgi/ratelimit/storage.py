@@ -2,10 +2,10 @@
 
 Trouble with them is handled by the shared `aigw_asgi.breaker.Breaker`.
 
-``memory://`` → `limits.aio.storage.MemoryStorage`; ``redis://`` / ``rediss://`` →
-`RedisStorage`; ``redis+cluster://h1:p1,h2:p2`` → `RedisClusterStorage`. Redis goes through
-redis-py (``implementation="redispy"``; the `limits` default is coredis) with
-``wrap_exceptions=True``, so every backend failure arrives as one `limits.errors.StorageError`.
+``memory://`` → `LoopMemoryStorage` (memory.py: `limits`' own without its per-hit task and
+lock); ``redis://`` / ``rediss://`` → `RedisStorage`; ``redis+cluster://h1:p1,h2:p2`` →
+`RedisClusterStorage`. Redis goes through redis-py (``implementation="redispy"``; the `limits`
+default is coredis) with ``wrap_exceptions=True``, so every backend failure arrives as one `limits.errors.StorageError`.
 
 Storages bind to the event loop that first uses them, so they are built lazily inside it.
 """
@@ -17,13 +17,15 @@ from typing import Any
 
 from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 
+from .memory import LoopMemoryStorage
+
 logger = logging.getLogger("aigw_asgi.ratelimit")
 
 
 def storage_from_uri(uri: str, *, timeout_s: float, key_prefix: str) -> Storage:
     """A `limits.aio` storage for a config URI; Redis timeouts are bounded by ``timeout_s``."""
     if uri.startswith("memory://"):
-        return MemoryStorage()
+        return LoopMemoryStorage()
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
@@ -40,6 +42,9 @@ def storage_from_uri(uri: str, *, timeout_s: float, key_prefix: str) -> Storage:
 
 async def close_storage(storage: Storage) -> None:
     """Release a storage's connections or background task (`limits` has no close method)."""
+    if isinstance(storage, LoopMemoryStorage):
+        storage.close()
+        return
     if isinstance(storage, MemoryStorage):
         timer = storage.timer
         if timer is not None and not timer.done():
