@@ -366,9 +366,14 @@ def redact_labels(ctx: RequestContext, redactor: Redactor) -> None:
     to read it back from the logs, is replaced like one inside a body. Run once the answer is sent
     (the event id header was echoed to the client who sent it).
     """
+    # Most requests choose no label: the event id is then the gateway's own log id (a UUID it
+    # generated) and there is no metadata, so there is nothing a client could have put a secret in.
+    chosen = [c for c in (ctx, *ctx.children) if (c.event_id and c.event_id != c.log_id) or c.metadata]
+    if not chosen:
+        return
     extra = request_secrets(ctx)
-    for c in (ctx, *ctx.children):
-        if c.event_id:
+    for c in chosen:
+        if c.event_id and c.event_id != c.log_id:
             c.event_id = redactor(c.event_id, extra)
         metadata = c.metadata  # the parsed options' own dict: every later reader sees the result
         for key, value in metadata.items():

@@ -69,3 +69,28 @@ def test_secrets_in_event_id_and_metadata_never_reach_rows_or_spans(
         assert secret not in exported, exported
     assert attributes[sc.AIGW_EVENT_ID] == "evt-[REDACTED]"
     assert attributes[sc.AIGW_METADATA_PREFIX + "user"] == "alice"
+
+
+def test_requests_without_labels_are_not_searched() -> None:
+    """Nothing client-chosen, nothing to redact: the event id is the gateway's own log id."""
+    from aigw_asgi.context import ensure_context
+    from aigw_asgi.redact import redact_labels
+
+    class Spy:
+        calls = 0
+
+        def __call__(self, text: str, extra: object = ()) -> str:
+            Spy.calls += 1
+            return text.replace(TOKEN, "[REDACTED]")
+
+    def context(headers: list[tuple[bytes, bytes]]):  # as every layer gets it: event id = log id
+        return ensure_context({"type": "http", "method": "POST", "path": "/openai/x", "headers": headers})
+
+    plain = context([])
+    redact_labels(plain, Spy())  # type: ignore[arg-type]
+    assert Spy.calls == 0 and plain.event_id == plain.log_id
+
+    labelled = context([(b"cf-aig-metadata", f'{{"k":"{TOKEN}"}}'.encode())])
+    labelled.event_id = f"evt-{TOKEN}"
+    redact_labels(labelled, Spy())  # type: ignore[arg-type]
+    assert labelled.event_id == "evt-[REDACTED]" and labelled.metadata == {"k": "[REDACTED]"}
