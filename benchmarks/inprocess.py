@@ -185,7 +185,7 @@ async def main(variants: list[str]) -> None:
         prof.enable()
         await _round(apps[name], path, body, N)
         prof.disable()
-        pstats.Stats(prof).sort_stats("tottime").print_stats(45)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(os.environ.get("PROFILE_FILTER", ""), 45)
         return
     # What each `aigw serve` worker does (server.gc_threshold); BENCH_GC_THRESHOLD=0 keeps Python's.
     tune_gc(int(os.environ.get("BENCH_GC_THRESHOLD", ServerConfig().gc_threshold)))

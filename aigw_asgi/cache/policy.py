@@ -28,6 +28,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .. import multipart
 from ..headers import HOP_BY_HOP
 from ..options import RequestOptions
@@ -86,14 +88,11 @@ def credential_hash(headers: Headers) -> bytes:
 
     Only a digest enters the cache key: the key is logged, the credential must never be.
     """
-    h = hashlib.sha256()
-    for name, value in headers:
-        if name in CREDENTIAL_HEADERS:
-            h.update(name)
-            h.update(b"\x00")
-            h.update(value)
-            h.update(b"\x00")
-    return h.digest()
+    found = [b"%s\x00%s\x00" % (name, value) for name, value in headers if name in CREDENTIAL_HEADERS]
+    return hashlib.sha256(b"".join(found)).digest() if found else _NO_CREDENTIAL
+
+
+_NO_CREDENTIAL = hashlib.sha256(b"").digest()
 
 
 def canonical_body(body: bytes, parsed: Any, content_type: bytes | None = None) -> bytes:
@@ -103,7 +102,10 @@ def canonical_body(body: bytes, parsed: Any, content_type: bytes | None = None) 
     A one-byte tag keeps a JSON body and a byte body that happen to spell the same text apart.
     """
     if isinstance(parsed, dict | list):
-        return b"j" + json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        try:  # orjson: a tenth of json.dumps's time, and the same bytes for any body it parsed
+            return b"j" + orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an integer past 64 bits in a body a layer built: the slow way
+            return b"j" + json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     if content_type is not None and content_type[:10].lower() == b"multipart/":
         parts = multipart.parse(body, content_type)
         if parts is not None:
@@ -145,7 +147,6 @@ def cache_key(
     index; the id is what logs show and what ``purge(key=…)`` takes. Fields are length-prefixed so
     no two different inputs can concatenate to the same bytes.
     """
-    h = hashlib.sha256()
     tenant = b"" if token is None else b"t" + token.encode()
     if custom_key is not None:
         parts: tuple[bytes, ...] = (
@@ -170,9 +171,11 @@ def cache_key(
             stream,
             body,
         )
-    for part in parts:
-        h.update(len(part).to_bytes(8, "big"))
-        h.update(part)
+    # The same bytes as hashing each part in turn, in one call; the last part (the body, up to
+    # the request cap) is hashed where it lies rather than copied into the joined head.
+    *head, last = parts
+    h = hashlib.sha256(b"".join([len(part).to_bytes(8, "big") + part for part in head]) + len(last).to_bytes(8, "big"))
+    h.update(last)
     return f"{provider}:{h.hexdigest()}"
 
 

@@ -231,3 +231,19 @@ def test_multipart_bodies_are_keyed_by_their_parts_not_the_random_boundary() -> 
     assert canonical("1111") != canonical("1111", b"RIFF...!")
     # without the content type (or when it lies) the raw bytes are the key, as before
     assert policy.canonical_body(upload("1111", b"x"), None) != policy.canonical_body(upload("2222", b"x"), None)
+
+
+def test_canonical_json_is_the_same_bytes_as_before_orjson() -> None:
+    """Keys stay stable across the switch to orjson: entries cached by an older version still hit."""
+    body = {
+        "model": "gpt-4o-mini",
+        "temperature": 0.30000000000000004,
+        "n": 1,
+        "stop": None,
+        "messages": [{"role": "user", "content": 'héllo \u2028 "quoted" \\ \n\t done'}],
+        "nested": {"b": [1.5, 1e100, True], "a": {}},
+    }
+    expected = b"j" + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert policy.canonical_body(b"", body) == expected
+    huge = {"seed": 2**70}  # orjson refuses it: the slow path still gives a key
+    assert policy.canonical_body(b"", huge) == b'j{"seed":1180591620717411303424}'
