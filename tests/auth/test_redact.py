@@ -110,6 +110,11 @@ def test_generic_shapes_without_known_secrets() -> None:
         assert f'"{secret}"' not in out
     assert '"max_tokens": 5' in out
     assert redactor("cf-aig-authorization.tok123456") == f"cf-aig-authorization.{REDACTED}"
+    # access tokens, beside usage counts that say "tokens" (the guard looks for "access")
+    usage = '"usage": {"prompt_tokens": 5}'
+    assert redactor(f'{{"Access_Token": "ya29.x", {usage}}}') == f'{{"Access_Token": "{REDACTED}", {usage}}}'
+    assert redactor(f"{{'access-token': 'ya29.y', {usage}}}") == f"{{'access-token': '{REDACTED}', {usage}}}"
+    assert redactor(f'{{"token": "not-a-named-secret", {usage}}}') == f'{{"token": "not-a-named-secret", {usage}}}'
 
 
 def test_basic_credentials() -> None:
