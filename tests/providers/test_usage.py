@@ -722,3 +722,20 @@ def test_replicate_prediction_metrics_are_usage() -> None:
     assert (usage.tokens_in, usage.tokens_out) == (12, 2)
     _, pending = usage_from_json("replicate", json.dumps({"status": "starting", "metrics": {}}).encode())
     assert not pending.known()
+
+
+def test_chat_chunks_closed_by_usage_null_still_report_errors_model_and_usage() -> None:
+    """The fast path for OpenAI chunks that end in ``"usage":null`` (include_usage) misses nothing."""
+    head = b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"gpt-x",'
+    delta = head + b'"choices":[{"index":0,"delta":{"content":"the \\"response.completed\\" word"}}],"usage":null}\n\n'
+    error = head + b'"choices":[],"error":{"message":"overloaded","type":"server_error"},"usage":null}\n\n'
+    usage = head + b'"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}\n\n'
+    tracker = StreamTracker("openai", strip_usage_chunk=True)
+    forwarded = tracker.feed(delta * 3 + usage + b"data: [DONE]\n\n") + tracker.finish()
+    assert (tracker.model, tracker.usage.tokens_in, tracker.usage.tokens_out) == ("gpt-x", 3, 4)
+    assert tracker.completed and tracker.error is None and tracker.events == 5
+    assert forwarded == delta * 3 + b"data: [DONE]\n\n"  # the injected usage chunk stripped
+
+    broken = StreamTracker("openai")
+    broken.feed(delta + error)
+    assert broken.error == "overloaded" and not broken.completed
