@@ -39,7 +39,7 @@ def tune_gc(threshold: int) -> None:
     With dozens of requests in flight, each young collection finds their contexts, bodies and
     parsed JSON alive and promotes them; the old generations then fill with short-lived objects
     and full collections follow. Collecting less often lets most of them die young (freed by
-    reference counting, never traversed): measured +10-15 % requests/s and half the p99 at c=64
+    reference counting, never traversed): measured +10-20 % requests/s and half the p99 at c=64
     (benchmarks/README.md). Cycles still get collected, 50,000 allocations later at most.
     """
     import gc
