@@ -5,7 +5,8 @@ Trouble with them is handled by the shared `aigw_asgi.breaker.Breaker`.
 ``memory://`` → `LoopMemoryStorage` (memory.py: `limits`' own without its per-hit task and
 lock); ``redis://`` / ``rediss://`` → `RedisStorage`; ``redis+cluster://h1:p1,h2:p2`` →
 `RedisClusterStorage`. Redis goes through redis-py (``implementation="redispy"``; the `limits`
-default is coredis) with ``wrap_exceptions=True``, so every backend failure arrives as one `limits.errors.StorageError`.
+default is coredis) with ``wrap_exceptions=True``, so every backend failure arrives as one
+`limits.errors.StorageError`.
 
 Storages bind to the event loop that first uses them, so they are built lazily inside it.
 """
