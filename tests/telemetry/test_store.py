@@ -272,7 +272,7 @@ async def test_sqlite_adds_columns_an_older_file_lacks(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("limit", [None, 70])
 async def test_sqlite_batches_of_any_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int | None) -> None:
-    """Batches go in as multi-row INSERTs in power-of-two chunks (``limit``: a build of SQLite
+    """Batches go in as multi-row INSERTs in chunks of 8s, then 4, 2, 1 (``limit``: a build of SQLite
     allowing only 70 bound parameters, i.e. two rows per statement); duplicates are ignored."""
     import sqlite3
 
@@ -483,3 +483,24 @@ def test_sql_columns_are_derived_from_the_log_record() -> None:
     assert sqlite_sql.NAMES == stored and postgres_sql.NAMES == stored
     assert dict(COLUMNS)["metadata"] == "json" and dict(postgres_sql.COLUMNS)["metadata"] == "jsonb"
     assert sqlite_sql.BOOLS == {"success", "cached", "custom_cost", "stream"}
+
+
+async def test_sqlite_a_full_batch_is_one_statement_per_table(tmp_path: Path) -> None:
+    """Each statement is a GIL hand-off with the event loop: a default batch of 200 rows goes in as
+    one INSERT per table, an odd batch in at most four (37 = 32 + 4 + 1)."""
+    store = SQLiteLogStore(str(tmp_path / "statements.db"))
+    try:
+        await store.write([row(0)])
+        inserts: list[str] = []
+        store._conn.set_trace_callback(lambda statement: inserts.append(statement[:26]))
+        await store.write([row(i, request_body="{}") for i in range(1, 201)])
+        assert [i for i in inserts if i.startswith("INSERT")] == [
+            "INSERT OR IGNORE INTO logs",
+            "INSERT OR IGNORE INTO log_",
+        ]
+        inserts.clear()
+        await store.write([row(i) for i in range(201, 238)])
+        assert len([i for i in inserts if i.startswith("INSERT OR IGNORE INTO logs")]) == 3
+        assert await store.count() == 238
+    finally:
+        await store.aclose()

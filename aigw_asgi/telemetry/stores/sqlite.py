@@ -148,14 +148,16 @@ class SQLiteLogStore:
         Why not ``executemany``: it releases and retakes the GIL around every row's step. While
         the event loop keeps the GIL busy, each retake waits for the interpreter's switch interval
         (5 ms), so a 200-row batch took a second and, under load, the log queue overflowed. One
-        multi-row ``VALUES`` statement is one step; chunk sizes are powers of two so at most a
-        handful of statements (each prepared once and cached by sqlite3) cover any batch.
+        multi-row ``VALUES`` statement is one step. Statement sizes are multiples of 8 up to the
+        chunk, then 4, 2, 1 for the rest: a full batch (200 rows by default) is one statement, any
+        batch at most four, and a table needs at most 35 distinct statements (each prepared once
+        and cached by sqlite3). Every statement is a GIL hand-off with the event loop, which is
+        what a batch costs the loop.
         """
-        size = self._chunk
         start = 0
         while start < len(rows):
-            while size > len(rows) - start:
-                size //= 2
+            size = min(len(rows) - start, self._chunk)
+            size = size - size % 8 if size >= 8 else 1 << (size.bit_length() - 1)
             db.execute(sql.insert_sql(table, columns, size), list(chain.from_iterable(rows[start : start + size])))
             start += size
 

@@ -40,7 +40,7 @@ _ROW = attrgetter(*NAMES)  # one C call for the whole row (bools bind as 0/1: bo
 _METADATA = NAMES.index("metadata")
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=128)
 def insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
     values = ", ".join([f"({', '.join('?' * len(columns))})"] * rows)
     return f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES {values}"
