@@ -186,11 +186,7 @@ class SQLiteLogStore:
             count += written
             if self.strategy == "DELETE_OLDEST" and count > self.max_logs:
                 excess = count - self.max_logs
-                db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-                db.execute("INSERT INTO doomed SELECT id FROM logs ORDER BY created_at, id LIMIT ?", (excess,))
-                db.execute("DELETE FROM log_bodies WHERE id IN (SELECT id FROM doomed)")
-                db.execute("DELETE FROM logs WHERE id IN (SELECT id FROM doomed)")
-                db.execute("DELETE FROM doomed")
+                _drop(db, "SELECT id FROM logs ORDER BY created_at, id LIMIT ?", (excess,))
                 count -= excess
             db.execute("COMMIT")
         except BaseException:
@@ -209,14 +205,11 @@ class SQLiteLogStore:
         while True:
             db.execute("BEGIN")
             try:
-                db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-                db.execute(
-                    "INSERT INTO doomed SELECT id FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ?",
+                deleted = _drop(
+                    db,
+                    "SELECT id FROM logs WHERE created_at < ? ORDER BY created_at LIMIT ?",
                     (cutoff, _EXPIRE_CHUNK),
                 )
-                db.execute("DELETE FROM log_bodies WHERE id IN (SELECT id FROM doomed)")
-                deleted = db.execute("DELETE FROM logs WHERE id IN (SELECT id FROM doomed)").rowcount
-                db.execute("DELETE FROM doomed")
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -253,18 +246,14 @@ class SQLiteLogStore:
         limit = f" LIMIT {int(q.limit)}" if q.limit else ""
         db.execute("BEGIN")
         try:
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-            db.execute(f"INSERT INTO doomed SELECT id FROM logs{where}{sql.order_sql(q)}{limit}", args)
-            db.execute("DELETE FROM log_bodies WHERE id IN (SELECT id FROM doomed)")
-            deleted = db.execute("DELETE FROM logs WHERE id IN (SELECT id FROM doomed)").rowcount
-            db.execute("DELETE FROM doomed")
+            deleted = _drop(db, f"SELECT id FROM logs{where}{sql.order_sql(q)}{limit}", args)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         finally:
             self._count = None
-        return int(deleted)
+        return deleted
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -381,3 +370,17 @@ class SQLiteLogStore:
         finally:
             executor.shutdown(wait=False)
             self._count = None
+
+
+def _drop(db: Any, select: str, args: Sequence[Any]) -> int:
+    """Delete the rows whose ids ``select`` returns, and their bodies, in the caller's transaction.
+
+    The ids are collected first (a temp table) so both tables lose exactly the same rows however
+    ``select`` orders or limits them. Returns how many log rows went.
+    """
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+    db.execute(f"INSERT INTO doomed {select}", args)
+    db.execute("DELETE FROM log_bodies WHERE id IN (SELECT id FROM doomed)")
+    deleted = int(db.execute("DELETE FROM logs WHERE id IN (SELECT id FROM doomed)").rowcount)
+    db.execute("DELETE FROM doomed")
+    return deleted
