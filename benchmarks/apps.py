@@ -103,9 +103,12 @@ VARIANTS: dict[str, Any] = {
 }
 
 
+def serve_gc() -> None:
+    """What each `aigw serve` worker does (``server.gc_threshold``); BENCH_GC_THRESHOLD=0 keeps Python's."""
+    tune_gc(int(os.environ.get("BENCH_GC_THRESHOLD", ServerConfig().gc_threshold)))
+
+
 def make() -> Any:
     app = VARIANTS[os.environ["BENCH_VARIANT"]]()
-    # What each `aigw serve` worker does (server.gc_threshold); BENCH_GC_THRESHOLD=0 keeps Python's.
-    threshold = os.environ.get("BENCH_GC_THRESHOLD")
-    tune_gc(ServerConfig().gc_threshold if threshold is None else int(threshold))
+    serve_gc()
     return app

@@ -23,9 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aigw_asgi.cli import tune_gc  # noqa: E402
-from aigw_asgi.config import ServerConfig  # noqa: E402
-from benchmarks.apps import TOKEN, VARIANTS  # noqa: E402
+from benchmarks.apps import TOKEN, VARIANTS, serve_gc  # noqa: E402
 from benchmarks.run import SHARED, UPSTREAM_PORT, Procs, start_upstream  # noqa: E402
 
 STREAM = os.environ.get("STREAM") == "1"
@@ -187,8 +185,7 @@ async def main(variants: list[str]) -> None:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(os.environ.get("PROFILE_FILTER", ""), 45)
         return
-    # What each `aigw serve` worker does (server.gc_threshold); BENCH_GC_THRESHOLD=0 keeps Python's.
-    tune_gc(int(os.environ.get("BENCH_GC_THRESHOLD", ServerConfig().gc_threshold)))
+    serve_gc()
     results: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(ROUNDS):
         order = variants if r % 2 == 0 else variants[::-1]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
+from limits.aio.storage import RedisClusterStorage, RedisStorage, Storage
 
 from .memory import LoopMemoryStorage
 
@@ -45,11 +45,6 @@ async def close_storage(storage: Storage) -> None:
     """Release a storage's connections or background task (`limits` has no close method)."""
     if isinstance(storage, LoopMemoryStorage):
         storage.close()
-        return
-    if isinstance(storage, MemoryStorage):
-        timer = storage.timer
-        if timer is not None and not timer.done():
-            timer.cancel()
         return
     bridge = getattr(storage, "bridge", None)
     client = getattr(bridge, "storage", None)
