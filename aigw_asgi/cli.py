@@ -30,6 +30,11 @@ def app_factory() -> object:
     # In each worker process (export threads do not survive a fork): OTLP if OTEL_* asks for it.
     configure_from_env(config.telemetry)
     tune_gc(config.server.gc_threshold)
+    if config.logs.writer == "auto":
+        # A server of its own: SQLite log rows are redacted and written in a child process, off
+        # this worker's interpreter lock (docs/logs.md). A host that mounts the gateway decides
+        # for itself whether to run processes, so "auto" means a thread there.
+        config.logs.writer = "process"
     return Gateway(config)
 
 

@@ -140,6 +140,9 @@ class LogsConfig:
     max_age: int = 0  # seconds; rows older than this are deleted (0 = kept until max_logs)
     pool_size: int = 5  # postgresql:// connections per process
     timeout_ms: int = 10_000  # postgresql:// and redis://: per connect and per statement
+    # sqlite:/// only: where rows are redacted and written. "process": a child process per worker;
+    # "thread": a thread of the worker; "auto": process under `aigw serve`, thread when mounted.
+    writer: Literal["auto", "thread", "process"] = "auto"
 
 
 @dataclass
@@ -439,6 +442,11 @@ def validate(config: Config) -> Config:
     _check(1 <= lg.pool_size <= 100, "logs.pool_size", "expected 1 to 100")
     _check(lg.timeout_ms > 0, "logs.timeout_ms", "must be positive")
     _check(lg.batch_size > 0 and lg.queue_size > 0, "logs.batch_size", "batch_size and queue_size must be positive")
+    _check(
+        lg.writer != "process" or (lg.store.startswith("sqlite:///") and ":memory:" not in lg.store),
+        "logs.writer",
+        '"process" needs a SQLite file store (sqlite:///PATH); use "thread" or "auto"',
+    )
     for name, p in config.providers.items():
         key = f"providers.{name}"
         if p.base_url is not None:

@@ -63,12 +63,17 @@ def _otel_sdk() -> None:
     trace.set_tracer_provider(provider)
 
 
-def _full(**extra: Any) -> Any:
+def _full(writer: str = os.environ.get("BENCH_LOG_WRITER", "process"), **extra: Any) -> Any:
     return _config(
         gateway={"authentication": True, "tokens": [{"name": "b", "token": TOKEN}]},
         rate_limit={"limit": 1_000_000_000, "period": 60},
         # one file per target (run.py sets BENCH_TAG): two servers on one file wait on each other
-        logs={"enabled": True, "store": f"sqlite:///benchmarks/run/bench-{os.environ.get('BENCH_TAG', 'full')}.db"},
+        logs={
+            "enabled": True,
+            "store": f"sqlite:///benchmarks/run/bench-{os.environ.get('BENCH_TAG', 'full')}.db",
+            # what `aigw serve` picks for "auto": rows redacted and written by a child process
+            "writer": writer,
+        },
         telemetry={"otel": True},
         **extra,
     )
@@ -91,13 +96,18 @@ VARIANTS: dict[str, Any] = {
     "ratelimit-memory": lambda: Gateway(_config(rate_limit={"limit": 1_000_000_000, "period": 60})),
     "ratelimit-redis": lambda: Gateway(_config(rate_limit={"limit": 1_000_000_000, "period": 60, "storage": REDIS})),
     "telemetry": lambda: Gateway(
-        _config(logs={"enabled": True, "store": "sqlite:///benchmarks/run/bench.db"}, telemetry={"otel": True})
+        _config(
+            logs={"enabled": True, "store": "sqlite:///benchmarks/run/bench.db", "writer": "process"},
+            telemetry={"otel": True},
+        )
     ),
     "cache-hit": lambda: Gateway(_config(cache={"ttl": 3600})),
     "cache-hit-redis": lambda: Gateway(_config(cache={"ttl": 3600, "storage": REDIS})),
     # everything on: auth, rate limit, SQLite logs, OTel; the cache layer is in the pipeline but
     # caching is off (wrk repeats one body: with it on, every request would be a hit)
     "full": lambda: Gateway(_full()),
+    # the same with the log rows redacted and written on a thread of the worker (a mounted gateway)
+    "full-thread": lambda: Gateway(_full(writer="thread")),
     # the same with the OTel SDK installed (spans recorded and exported, not just API calls)
     "full-otel-sdk": _full_otel_sdk,
 }

@@ -66,7 +66,8 @@ class Telemetry:
             prices=self.prices,
             redactor=self._redactor,
         )
-        store = store if store is not None else make_store(logs, self.config.gateway.id)
+        if store is None:
+            store = make_store(logs, self.config.gateway.id, self._redactor.secrets)
         self.writer = LogWriter.from_config(logs, store, settings)
         self.otel = otel if otel is not None else _make_otel(self.config, tracer_provider, meter_provider)
 

@@ -3,10 +3,11 @@
 The request path only calls `LogWriter.submit`, a ``put_nowait`` on a bounded queue. A background
 task drains the queue in batches of ``logs.batch_size`` rows at most every ``logs.flush_interval_ms``:
 it builds the rows (one per upstream attempt; decoding and redacting bodies) on a worker thread and
-hands them to the `LogStore`. The task starts lazily in the running loop (a mounted gateway gets no
-lifespan events) and `aclose` flushes and stops it. When the store cannot keep up and the queue is
-full, rows are dropped and counted (``dropped``, with a warning) rather than making a client wait:
-logs must never slow the traffic they describe.
+hands them to the `LogStore` (a store with ``write_unredacted``, the SQLite writer process, takes
+them unredacted and redacts them in its own process). The task starts lazily in the running loop
+(a mounted gateway gets no lifespan events) and `aclose` flushes and stops it. When the store
+cannot keep up and the queue is full, rows are dropped and counted (``dropped``, with a warning)
+rather than making a client wait: logs must never slow the traffic they describe.
 
 A store that fails (Redis restarting, a locked or full disk) does not lose the batch at once: the
 writer retries that one batch with backoff (`RETRY_DELAYS_S`, about 15 s in all) while new rows
@@ -23,7 +24,7 @@ from typing import Any
 
 from ..config import LogsConfig
 from ..context import RequestContext
-from .records import LogRecord, RecordSettings, records_from_context
+from .records import LogRecord, RecordSettings, records_from_context, unredacted_records
 from .stores import LogStore
 
 logger = logging.getLogger("aigw_asgi.telemetry")
@@ -142,31 +143,38 @@ class LogWriter:
                 item.done.set()
 
     async def _write_rows(self, contexts: list[RequestContext]) -> None:
-        records: list[LogRecord] = []
+        store = self.store
+        # A store that redacts on its own side (the SQLite writer process) takes the rows as built.
+        write_unredacted = getattr(store, "write_unredacted", None)
+        records: list[Any] = []
 
-        def build() -> list[LogRecord]:
-            records.extend(_build(contexts, self.settings))
+        def build() -> list[Any]:
+            if not records:
+                built = _build_unredacted if write_unredacted is not None else _build
+                records.extend(built(contexts, self.settings))
             return records
 
         for delay in (*RETRY_DELAYS_S, None):
             try:
-                if records:  # built on an earlier try: write the same rows again
-                    self.written += await self.store.write(records)
-                    break
-                # Row building decodes and redacts bodies: keep that CPU off the event loop. A
-                # store with a thread of its own builds there: one thread handoff per batch.
-                write_built = getattr(self.store, "write_built", None)
-                if write_built is not None:
-                    self.written += await write_built(build)
+                if write_unredacted is not None:
+                    self.written += await write_unredacted(build)
+                elif records:  # built on an earlier try: write the same rows again
+                    self.written += await store.write(records)
                 else:
-                    self.written += await self.store.write(await asyncio.to_thread(build))
+                    # Row building decodes and redacts bodies: keep that CPU off the event loop. A
+                    # store with a thread of its own builds there: one thread handoff per batch.
+                    write_built = getattr(store, "write_built", None)
+                    if write_built is not None:
+                        self.written += await write_built(build)
+                    else:
+                        self.written += await store.write(await asyncio.to_thread(build))
                 break
             except asyncio.CancelledError:
                 self.failed += len(records) or len(contexts)  # shut down mid-outage
                 raise
             except Exception as exc:
                 # The class name only: a store's error message may carry its URL and password.
-                what = f"log store {self.store.kind} failed ({type(exc).__name__})"
+                what = f"log store {store.kind} failed ({type(exc).__name__})"
                 if delay is None:
                     self.failed += len(records) or len(contexts)
                     self._warn(f"{what} {len(RETRY_DELAYS_S) + 1} times: a batch is lost, {self.failed} rows so far")
@@ -241,6 +249,15 @@ def _trim(ctx: RequestContext, cap: int) -> None:
         ctx.body = ctx.body[:cap] if cap else None
     for child in ctx.children:
         _trim(child, cap)
+
+
+def _build_unredacted(
+    contexts: list[RequestContext], settings: RecordSettings
+) -> list[tuple[LogRecord, tuple[str, ...]]]:
+    out: list[tuple[LogRecord, tuple[str, ...]]] = []
+    for ctx in contexts:
+        out.extend(unredacted_records(ctx, settings))
+    return out
 
 
 def _build(contexts: list[RequestContext], settings: RecordSettings) -> list[LogRecord]:

@@ -1,7 +1,8 @@
 """The log stores behave alike: filters, ordering, paging, PATCH, DELETE, analytics, max_logs.
 
-SQLite runs on a real file, Redis on the real redis-server of the ``redis_url`` fixture,
-PostgreSQL on the real server of the ``postgres_url`` fixture (a new database per test).
+SQLite runs on a real file (written by the worker's thread, or by a child process), Redis on the
+real redis-server of the ``redis_url`` fixture, PostgreSQL on the real server of the
+``postgres_url`` fixture (a new database per test).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aigw_asgi.telemetry.stores.memory import MemoryLogStore
 from aigw_asgi.telemetry.stores.postgres import PostgresLogStore
 from aigw_asgi.telemetry.stores.redis import RedisLogStore
 from aigw_asgi.telemetry.stores.sqlite import SQLiteLogStore, sqlite_path
+from aigw_asgi.telemetry.stores.sqlite_process import ProcessSQLiteLogStore
 
 T0 = 1_750_000_000.0  # a fixed epoch second, so time buckets are predictable
 
@@ -49,7 +51,7 @@ def row(i: int, **fields: Any) -> LogRecord:
 StoreFactory = Callable[..., LogStore]
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-process", "redis", "postgres"])
 async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     made: list[LogStore] = []
 
@@ -58,6 +60,8 @@ async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
             store: LogStore = MemoryLogStore(**kwargs)
         elif request.param == "sqlite":
             store = SQLiteLogStore(str(tmp_path / f"logs{len(made)}.db"), **kwargs)
+        elif request.param == "sqlite-process":  # the rows written by a child process
+            store = ProcessSQLiteLogStore(str(tmp_path / f"logs{len(made)}.db"), **kwargs)
         elif request.param == "redis":
             url = request.getfixturevalue("redis_url")
             store = RedisLogStore(url, gateway_id=f"g{len(made)}", **kwargs)

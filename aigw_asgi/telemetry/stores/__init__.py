@@ -3,6 +3,7 @@
     LogStore (protocol, base.py)
     ├── MemoryLogStore   memory://           one process, lost on restart; tests and demos
     ├── SQLiteLogStore   sqlite:///PATH      stdlib sqlite3 on one worker thread, WAL, batched inserts
+    │   └── ProcessSQLiteLogStore            the same, rows redacted and written in a child process
     ├── RedisLogStore    redis://HOST/DB     shared by every instance, sorted-set indexes (redis extra)
     └── PostgresLogStore postgresql://…      shared by every instance, SQL filters and analytics
                                              (postgres extra: asyncpg)
@@ -20,8 +21,9 @@ from .base import PATCHABLE, LogStore
 __all__ = ["PATCHABLE", "LogStore", "make_store"]
 
 
-def make_store(config: LogsConfig, gateway_id: str = "default") -> LogStore:
-    """The store a ``logs.store`` URL names."""
+def make_store(config: LogsConfig, gateway_id: str = "default", secrets: frozenset[str] = frozenset()) -> LogStore:
+    """The store a ``logs.store`` URL names. ``secrets``: what the gateway redacts, for a store
+    that redacts in a process of its own (``logs.writer = "process"``)."""
     url = config.store
     scheme = url.split("://", 1)[0]
     if scheme == "memory":
@@ -31,9 +33,14 @@ def make_store(config: LogsConfig, gateway_id: str = "default") -> LogStore:
     if scheme == "sqlite":
         from .sqlite import SQLiteLogStore, sqlite_path
 
-        return SQLiteLogStore(
-            sqlite_path(url), max_logs=config.max_logs, strategy=config.strategy, max_age=config.max_age
-        )
+        path = sqlite_path(url)
+        if config.writer == "process" and path != ":memory:" and not path.startswith("file::memory:"):
+            from .sqlite_process import ProcessSQLiteLogStore
+
+            return ProcessSQLiteLogStore(
+                path, secrets=secrets, max_logs=config.max_logs, strategy=config.strategy, max_age=config.max_age
+            )
+        return SQLiteLogStore(path, max_logs=config.max_logs, strategy=config.strategy, max_age=config.max_age)
     if scheme in ("redis", "rediss"):
         from .redis import RedisLogStore
 

@@ -1,0 +1,218 @@
+"""The SQLite log store with its writer in a child process (``logs.writer = "process"``).
+
+Why a process: a log row costs the gateway ~5 µs to build, then ~10 µs (a chat completion) to
+~30 µs (a 7 kB stream) to redact and ~15-30 µs to insert. On a thread, the redaction holds the
+interpreter lock the event loop needs, and the insert hands the lock back and forth with it, so
+logging every request with its bodies took 15 % of a worker's throughput on chat completions
+and 25 % on streams (benchmarks/README.md). Here the worker only builds the rows and pickles
+them to a child, which redacts and writes them with the same code a thread would run
+(`redact_record`, `SQLiteLogStore`); it has an interpreter lock of its own.
+
+What does not change: every row is still redacted before it is stored (the child gets the
+gateway's secrets once, over its stdin, never on its command line), batches are written whole or
+retried by the `LogWriter` (a child that died is started again on the next try), reads, patches
+and deletes run in the worker on their own connections (SQLite's WAL lets several processes use
+one file, as several workers already do).
+
+The child is ``python -m aigw_asgi.telemetry.stores.sqlite_process`` with pipes on stdin and
+stdout: each message is a 4-byte length and a pickle; it answers each batch with the rows written.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from typing import IO, Any
+
+from ..records import LogRecord, redact_record
+from .sqlite import SQLiteLogStore
+
+_FIELDS = tuple(f.name for f in fields(LogRecord))
+_HEADER = struct.Struct(">I")
+_CLOSE_TIMEOUT_S = 10.0
+
+Row = tuple[LogRecord, tuple[str, ...]]
+"""A row as `unredacted_records` gives it: the record and its request's own credentials."""
+_NONE: tuple[str, ...] = ()
+
+
+class ProcessSQLiteLogStore(SQLiteLogStore):
+    """`SQLiteLogStore` whose writes happen in a child process that also redacts the rows.
+
+    ``secrets``: what the gateway's `Redactor` knows (tokens, provider keys, the admin token).
+    `LogWriter` hands it unredacted rows through `write_unredacted`; `write` (already redacted
+    rows, e.g. an import) goes the same way and is redacted again, which changes nothing.
+    """
+
+    def __init__(self, path: str, *, secrets: frozenset[str] = frozenset(), **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self._secrets = secrets
+        self._child: subprocess.Popen[bytes] | None = None
+        self._child_refused = 0  # rows the child's STOP_INSERTING turned away, as of its last answer
+        self._start_lock = threading.Lock()
+
+    async def write(self, records: Sequence[LogRecord]) -> int:
+        rows: list[Row] = [(record, _NONE) for record in records]
+        return await self.write_unredacted(lambda: rows)
+
+    async def write_built(self, build: Callable[[], list[LogRecord]]) -> int:
+        return await self.write_unredacted(lambda: [(record, _NONE) for record in build()])
+
+    async def write_unredacted(self, build: Callable[[], list[Row]]) -> int:
+        """Build the rows on the store's thread and have the child redact and write them."""
+        return int(await self._run(lambda: self._send(build())))
+
+    def _send(self, rows: list[Row]) -> int:
+        if not rows:
+            return 0
+        payload = [(tuple(getattr(record, name) for name in _FIELDS), extra) for record, extra in rows]
+        child = self._started()
+        try:
+            _put(child.stdin, ("write", payload))
+            answer = _get(child.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            self._stop(child)
+            raise ConnectionError(f"the log writer process stopped ({type(exc).__name__})") from None
+        if answer[0] != "ok":
+            raise RuntimeError(f"the log writer process failed to write ({answer[1]})")
+        _, written, refused = answer
+        self.refused += refused - self._child_refused
+        self._child_refused = refused
+        return int(written)
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        with self._start_lock:
+            child = self._child
+            if child is not None and child.poll() is None:
+                return child
+            if child is not None:
+                self._stop(child)
+            child = subprocess.Popen(
+                [sys.executable, "-m", __name__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+            )
+            settings = {
+                "path": self.path,
+                "max_logs": self.max_logs,
+                "strategy": self.strategy,
+                "max_age": self.max_age,
+                "secrets": sorted(self._secrets),
+            }
+            try:
+                _put(child.stdin, ("start", settings))
+            except OSError:
+                self._stop(child)
+                raise
+            self._child = child
+            self._child_refused = 0
+            return child
+
+    def _stop(self, child: subprocess.Popen[bytes]) -> None:
+        if child is self._child:
+            self._child = None
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        try:
+            child.wait(_CLOSE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+    def _close_child(self) -> None:
+        """Ask the child to finish (it has written every batch it answered) and wait for it."""
+        child = self._child
+        if child is None:
+            return
+        try:
+            _put(child.stdin, ("close",))
+        except OSError:
+            pass
+        self._stop(child)
+
+    async def aclose(self) -> None:
+        if self._executor is not None:
+            await self._run(self._close_child)
+        elif self._child is not None:
+            self._close_child()
+        await super().aclose()
+
+
+def _put(stream: IO[bytes] | None, message: Any) -> None:
+    assert stream is not None
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _get(stream: IO[bytes] | None) -> Any:
+    assert stream is not None
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError("the other end closed the pipe")
+    size = _HEADER.unpack(header)[0]
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the other end closed the pipe")
+    return pickle.loads(data)
+
+
+def _serve(inbox: IO[bytes], outbox: IO[bytes]) -> None:
+    """The child: redact and write each batch, answer with the rows written, until told to stop."""
+    from ...redact import Redactor
+
+    try:
+        kind, settings = _get(inbox)
+    except EOFError:
+        return  # the worker went away before its first batch
+    if kind != "start":
+        raise SystemExit("aigw log writer: expected a start message")
+    redactor = Redactor(settings["secrets"])
+    store = SQLiteLogStore(
+        settings["path"], max_logs=settings["max_logs"], strategy=settings["strategy"], max_age=settings["max_age"]
+    )
+    try:
+        while True:
+            try:
+                message = _get(inbox)
+            except EOFError:
+                return  # the worker is gone: nothing more will come
+            if message[0] != "write":
+                return
+            try:
+                records = [redact_record(LogRecord(*values), redactor, extra) for values, extra in message[1]]
+                written = store._write(records)
+            except Exception as exc:  # the class name only: a message may quote a row
+                _put(outbox, ("error", type(exc).__name__))
+                continue
+            _put(outbox, ("ok", written, store.refused))
+    finally:
+        if store._conn is not None:
+            store._conn.close()
+
+
+def main() -> None:
+    import signal
+
+    # The child lives exactly as long as its worker: it ends when the worker closes the pipe (or
+    # dies). A Ctrl-C or a SIGTERM sent to the whole process group must not stop it before the
+    # worker's last batch on shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    inbox, outbox = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not corrupt the answers
+    _serve(inbox, outbox)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""The SQLite writer process (``logs.writer = "process"``): rows redacted in the child, a dead
+child replaced without losing a batch, the child gone after close, and ``aigw serve`` choosing it.
+
+The store contract itself (filters, paging, max_logs, analytics…) runs in test_store.py with the
+``sqlite-process`` parameter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aigw_asgi.config import ConfigError, LogsConfig, config_from_dict
+from aigw_asgi.context import RequestContext
+from aigw_asgi.redact import Redactor
+from aigw_asgi.telemetry import writer as writer_module
+from aigw_asgi.telemetry.cost import PriceTable
+from aigw_asgi.telemetry.records import RecordSettings, records_from_context
+from aigw_asgi.telemetry.stores import make_store
+from aigw_asgi.telemetry.stores.sqlite import SQLiteLogStore
+from aigw_asgi.telemetry.stores.sqlite_process import ProcessSQLiteLogStore
+from aigw_asgi.telemetry.writer import LogWriter
+from tests.fakes.upstream import RunningFake
+
+GATEWAY_SECRET = "gw-token-abcdef-123456"
+
+
+def secret_context(i: int = 0) -> RequestContext:
+    ctx = RequestContext(
+        gateway_id="g",
+        method="POST",
+        path="/openai/chat/completions",
+        headers=[(b"authorization", b"Bearer sk-client-own-key-%d" % i)],
+    )
+    ctx.provider, ctx.model, ctx.status_code = "openai", "gpt-4o-mini", 401
+    ctx.body = b'{"api_key": "sk-in-body-999", "messages": [], "note": "Bearer abc.def.ghi"}'
+    ctx.response_body = b'{"error": "invalid key sk-client-own-key-%d and %s"}' % (i, GATEWAY_SECRET.encode())
+    ctx.error = f"upstream said sk-client-own-key-{i}"
+    ctx.ended = ctx.started + 0.01
+    return ctx
+
+
+def settings(redactor: Redactor) -> RecordSettings:
+    return RecordSettings(collect_payload=True, max_body_bytes=4096, prices=PriceTable(), redactor=redactor)
+
+
+async def test_the_child_redacts_what_the_thread_would(tmp_path: Path) -> None:
+    redactor = Redactor([GATEWAY_SECRET])
+    store = ProcessSQLiteLogStore(str(tmp_path / "logs.db"), secrets=redactor.secrets)
+    writer = LogWriter(store, settings(redactor))
+    try:
+        ctx = secret_context()
+        expected = records_from_context(secret_context(), settings(redactor))[0]
+        writer.submit(ctx)
+        await asyncio.wait_for(writer.flush(), 20)
+        row = await store.get(ctx.log_id, bodies=True)
+        assert row is not None
+        stored = " ".join(str(v) for v in (row.request_body, row.response_body, row.error))
+        for secret in ("sk-client-own-key-0", "sk-in-body-999", GATEWAY_SECRET, "abc.def.ghi"):
+            assert secret not in stored
+        assert (row.request_body, row.response_body, row.error) == (
+            expected.request_body,
+            expected.response_body,
+            expected.error,
+        )
+        assert "[REDACTED]" in (row.response_body or "")
+        assert writer.written == 1 and writer.failed == 0
+    finally:
+        await writer.aclose()
+
+
+async def test_a_child_that_died_is_replaced_and_no_row_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "RETRY_DELAYS_S", (0.01, 0.02, 0.04))
+    redactor = Redactor([GATEWAY_SECRET])
+    store = ProcessSQLiteLogStore(str(tmp_path / "logs.db"), secrets=redactor.secrets)
+    writer = LogWriter(store, settings(redactor))
+    try:
+        writer.submit(secret_context(1))
+        await asyncio.wait_for(writer.flush(), 20)
+        first = store._child
+        assert first is not None and first.poll() is None
+        first.kill()  # the OOM killer, an operator's kill -9
+        first.wait(10)
+        for i in range(2, 5):
+            writer.submit(secret_context(i))
+        await asyncio.wait_for(writer.flush(), 20)
+        assert await store.count() == 4
+        assert writer.written == 4 and writer.failed == 0
+        assert store._child is not None and store._child is not first and store._child.poll() is None
+    finally:
+        await writer.aclose()
+
+
+async def test_close_writes_what_is_queued_and_stops_the_child(tmp_path: Path) -> None:
+    path = str(tmp_path / "logs.db")
+    store = ProcessSQLiteLogStore(path)
+    writer = LogWriter(store, settings(Redactor()), flush_interval_ms=60_000)
+    writer.submit(secret_context())
+    await asyncio.wait_for(writer.flush(), 20)
+    child = store._child
+    assert child is not None
+    for i in range(5):
+        writer.submit(secret_context(i))  # queued; the batch waits for its interval
+    await asyncio.wait_for(writer.aclose(), 20)
+    assert child.poll() is not None  # the child has exited
+    reader = SQLiteLogStore(path)
+    try:
+        assert await reader.count() == 6
+    finally:
+        await reader.aclose()
+
+
+async def test_a_refused_row_is_counted_in_the_worker(tmp_path: Path) -> None:
+    store = ProcessSQLiteLogStore(str(tmp_path / "logs.db"), max_logs=2, strategy="STOP_INSERTING")
+    writer = LogWriter(store, settings(Redactor()))
+    try:
+        for i in range(3):
+            writer.submit(secret_context(i))
+        await asyncio.wait_for(writer.flush(), 20)
+        assert (writer.written, store.refused, writer.stats()["refused"]) == (2, 1, 1)
+    finally:
+        await writer.aclose()
+
+
+def test_the_child_ignores_ctrl_c_and_ends_with_its_worker(tmp_path: Path) -> None:
+    """A Ctrl-C reaches the whole process group: the child must outlive it to write the last batch
+    (its worker flushes on shutdown), and it must still exit when the worker is gone."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "aigw_asgi.telemetry.stores.sqlite_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.0)  # past its imports, where the handler is installed
+        os.kill(child.pid, signal.SIGINT)
+        time.sleep(0.3)
+        assert child.poll() is None
+        assert child.stdin is not None
+        child.stdin.close()  # the worker went away without a word
+        assert child.wait(10) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
+
+
+def test_writer_setting() -> None:
+    assert LogsConfig().writer == "auto"
+    store = make_store(LogsConfig(store="sqlite:///x.db", writer="process"))
+    assert isinstance(store, ProcessSQLiteLogStore)
+    for writer in ("auto", "thread"):
+        store = make_store(LogsConfig(store="sqlite:///x.db", writer=writer))  # type: ignore[arg-type]
+        assert type(store) is SQLiteLogStore
+    for url in ("memory://", "sqlite:///:memory:", "redis://127.0.0.1:6379/0"):
+        with pytest.raises(ConfigError, match="logs.writer"):
+            config_from_dict({"logs": {"store": url, "writer": "process"}})
+    with pytest.raises(ConfigError, match="logs.writer"):
+        config_from_dict({"logs": {"writer": "subprocess"}})
+
+
+def test_aigw_serve_writes_sqlite_rows_from_a_child_process(
+    aigw_serve, fake_upstream: RunningFake, tmp_path: Path
+) -> None:
+    db = tmp_path / "serve.db"
+    port = aigw_serve(
+        f'[gateway]\nauthentication = true\nadmin_token = "admin-token-0123456789"\n'
+        f'[[gateway.tokens]]\nname = "app"\ntoken = "{GATEWAY_SECRET}"\n'
+        f'[logs]\nstore = "sqlite:///{db}"\n'
+        f'[providers.openai]\nbase_url = "{fake_upstream.url}/v1"\napi_key = "sk-configured-provider-key"\n'
+    )
+    base = f"http://127.0.0.1:{port}"
+    resp = httpx.post(
+        f"{base}/openai/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"my token is {GATEWAY_SECRET}"}]},
+        headers={"cf-aig-authorization": f"Bearer {GATEWAY_SECRET}"},
+        timeout=10,
+    )
+    assert resp.status_code == 200, resp.text
+    log_id = resp.headers["cf-aig-log-id"]
+    admin = {"authorization": "Bearer admin-token-0123456789"}
+    row = httpx.get(f"{base}/admin/logs/{log_id}", headers=admin, timeout=20).json()["result"]
+    assert row["id"] == log_id and row["status_code"] == 200
+    body = httpx.get(f"{base}/admin/logs/{log_id}/request", headers=admin, timeout=10).text
+    assert GATEWAY_SECRET not in body and "[REDACTED]" in body
+    # The worker's child process is the one that writes: it shows in the process tree.
+    children = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert "aigw_asgi.telemetry.stores.sqlite_process" in children
