@@ -207,3 +207,25 @@ def _cmdlines() -> list[bytes]:
             except OSError:
                 continue  # the process ended meanwhile
     return out
+
+
+async def test_the_pipe_to_the_child_holds_a_batch_of_stream_rows(tmp_path: Path) -> None:
+    """1 MiB where Linux allows it: a batch crosses in a couple of writes, not ~20."""
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ") or _pipe_max_size() < 1 << 20:
+        pytest.skip("no pipe resizing here")
+    store = ProcessSQLiteLogStore(str(tmp_path / "logs.db"))
+    try:
+        assert await store.write([]) == 0
+        await store._run(store._started)
+        assert store._child is not None and store._child.stdin is not None
+        assert fcntl.fcntl(store._child.stdin.fileno(), fcntl.F_GETPIPE_SZ) == 1 << 20
+    finally:
+        await store.aclose()
+
+
+def _pipe_max_size() -> int:
+    try:
+        return int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    except OSError:
+        return 0
