@@ -1,17 +1,47 @@
-"""aigw-asgi: a self-hosted AI gateway as composable ASGI middlewares around a provider router."""
+"""aigw-asgi: a self-hosted AI gateway as composable ASGI middlewares around a provider router.
+
+The names below are imported on first use (PEP 562): ``from aigw_asgi import Gateway`` works as
+always, while a process that needs one corner of the package -- the SQLite log writer's child,
+``aigw --version`` -- does not load the whole gateway (and its ~30 MiB of imports).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .auth import AuthMiddleware
-from .budgets import BudgetMiddleware
-from .cache import CacheMiddleware
-from .config import Config, ConfigError, load_config
-from .context import RequestContext, ensure_context, get_context
-from .gateway import Gateway
-from .keys import KeyPolicyMiddleware
-from .mount import mount
-from .ratelimit import RateLimitMiddleware
-from .router import ProviderRouter
-from .telemetry import TelemetryMiddleware
+
+if TYPE_CHECKING:
+    from .auth import AuthMiddleware
+    from .budgets import BudgetMiddleware
+    from .cache import CacheMiddleware
+    from .config import Config, ConfigError, load_config
+    from .context import RequestContext, ensure_context, get_context
+    from .gateway import Gateway
+    from .keys import KeyPolicyMiddleware
+    from .mount import mount
+    from .ratelimit import RateLimitMiddleware
+    from .router import ProviderRouter
+    from .telemetry import TelemetryMiddleware
+
+_EXPORTS = {
+    "AuthMiddleware": ".auth",
+    "BudgetMiddleware": ".budgets",
+    "CacheMiddleware": ".cache",
+    "Config": ".config",
+    "ConfigError": ".config",
+    "Gateway": ".gateway",
+    "KeyPolicyMiddleware": ".keys",
+    "ProviderRouter": ".router",
+    "RateLimitMiddleware": ".ratelimit",
+    "RequestContext": ".context",
+    "TelemetryMiddleware": ".telemetry",
+    "ensure_context": ".context",
+    "get_context": ".context",
+    "load_config": ".config",
+    "mount": ".mount",
+}
 
 __all__ = [
     "AuthMiddleware",
@@ -31,3 +61,16 @@ __all__ = [
     "mount",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aigw_asgi' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

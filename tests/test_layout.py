@@ -101,3 +101,26 @@ def test_the_cycle_finder_finds_cycles() -> None:
 
 def test_types_is_a_leaf() -> None:
     assert _graph()["aigw_asgi.types"] == set()
+
+
+def test_the_package_root_exports_lazily() -> None:
+    """``from aigw_asgi import Gateway`` works, and importing one corner of the package (the SQLite
+    writer's child process, ``aigw --version``) does not load the gateway with it."""
+    import subprocess
+    import sys
+
+    import aigw_asgi
+    import aigw_asgi.telemetry
+
+    assert sorted(aigw_asgi.__all__) == sorted([*aigw_asgi._EXPORTS, "__version__"])
+    for name in aigw_asgi.__all__:
+        assert getattr(aigw_asgi, name) is not None
+    for name in aigw_asgi.telemetry.__all__:
+        assert getattr(aigw_asgi.telemetry, name).__name__ == name
+    probe = (
+        "import sys, aigw_asgi.telemetry.stores.sqlite_process, aigw_asgi.redact; "
+        "heavy = ('aigw_asgi.gateway', 'aigw_asgi.router', 'aiohttp', 'starlette'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
