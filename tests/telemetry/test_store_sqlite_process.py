@@ -101,6 +101,50 @@ async def test_a_child_that_died_is_replaced_and_no_row_is_lost(
         await writer.aclose()
 
 
+async def test_a_stuck_child_is_killed_and_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aigw_asgi.telemetry.stores import sqlite_process
+
+    monkeypatch.setattr(writer_module, "RETRY_DELAYS_S", (0.01, 0.02, 0.04))
+    monkeypatch.setattr(sqlite_process, "ANSWER_TIMEOUT_S", 0.5)
+    store = ProcessSQLiteLogStore(str(tmp_path / "logs.db"))
+    writer = LogWriter(store, settings(Redactor()))
+    try:
+        writer.submit(secret_context(1))
+        await asyncio.wait_for(writer.flush(), 20)
+        stuck = store._child
+        assert stuck is not None
+        os.kill(stuck.pid, signal.SIGSTOP)  # alive, answering nothing
+        writer.submit(secret_context(2))
+        await asyncio.wait_for(writer.flush(), 20)
+        assert stuck.wait(10) == -signal.SIGKILL
+        assert await store.count() == 2 and writer.failed == 0
+    finally:
+        await writer.aclose()
+
+
+async def test_the_child_finds_this_aigw_asgi_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app that imported aigw_asgi from a source tree it put on sys.path itself, run from
+    elsewhere: the child gets that tree on its PYTHONPATH. Here the child's interpreter runs with
+    ``-S`` (no site-packages, so no installed aigw_asgi): only that path lets it start."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.setattr(writer_module, "RETRY_DELAYS_S", (0.01,))
+    bare = tmp_path / "python-without-site"
+    bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    bare.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(bare))
+    store = ProcessSQLiteLogStore(str(tmp_path / "logs.db"))
+    writer = LogWriter(store, settings(Redactor()))
+    try:
+        writer.submit(secret_context())
+        await asyncio.wait_for(writer.flush(), 20)
+        assert (writer.written, writer.failed) == (1, 0)
+    finally:
+        await writer.aclose()
+
+
 async def test_close_writes_what_is_queued_and_stops_the_child(tmp_path: Path) -> None:
     path = str(tmp_path / "logs.db")
     store = ProcessSQLiteLogStore(path)

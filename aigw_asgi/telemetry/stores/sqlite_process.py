@@ -21,13 +21,16 @@ stdout: each message is a 4-byte length and a pickle; it answers each batch with
 from __future__ import annotations
 
 import operator
+import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import fields
+from pathlib import Path
 from typing import IO, Any
 
 from ..records import LogRecord, redact_record
@@ -43,6 +46,8 @@ _VALUES = operator.attrgetter(*_FIELDS)  # a record's values in field order, rea
 _HEADER = struct.Struct(">I")
 _CLOSE_TIMEOUT_S = 10.0
 _PIPE_BYTES = 1 << 20
+ANSWER_TIMEOUT_S = 60.0
+"""How long the worker waits for the child to answer a batch before it kills it (a stuck child)."""
 
 Row = tuple[LogRecord, tuple[str, ...]]
 """A row as `unredacted_records` gives it: the record and its request's own credentials."""
@@ -88,9 +93,11 @@ class ProcessSQLiteLogStore(SQLiteLogStore):
         child = self._started()
         try:
             _put(child.stdin, ("write", payload))
-            answer = _get(child.stdout)
+            answer = _get(child.stdout, ANSWER_TIMEOUT_S)
         except (OSError, EOFError, pickle.UnpicklingError) as exc:
-            self._stop(child)
+            # Dead, or stuck past the bound (a batch takes milliseconds; SQLite's own lock wait is
+            # 5 s): a stuck child is killed, and the writer's retry starts a new one.
+            self._stop(child, kill=isinstance(exc, TimeoutError))
             raise ConnectionError(f"the log writer process stopped ({type(exc).__name__})") from None
         if answer[0] != "ok":
             raise RuntimeError(f"the log writer process failed to write ({answer[1]})")
@@ -106,11 +113,17 @@ class ProcessSQLiteLogStore(SQLiteLogStore):
                 return child
             if child is not None:
                 self._stop(child)
+            # The same aigw_asgi as this process, wherever it was imported from (an app that put
+            # a source tree on sys.path itself would otherwise start a child that cannot find it).
+            root = str(Path(__file__).resolve().parents[3])
+            path = os.environ.get("PYTHONPATH")
+            env = {**os.environ, "PYTHONPATH": root + os.pathsep + path if path else root}
             child = subprocess.Popen(
                 [sys.executable, "-m", __name__],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,
+                env=env,
             )
             _widen(child.stdin)
             settings = {
@@ -129,9 +142,11 @@ class ProcessSQLiteLogStore(SQLiteLogStore):
             self._child_refused = 0
             return child
 
-    def _stop(self, child: subprocess.Popen[bytes]) -> None:
+    def _stop(self, child: subprocess.Popen[bytes], *, kill: bool = False) -> None:
         if child is self._child:
             self._child = None
+        if kill:
+            child.kill()
         for stream in (child.stdin, child.stdout):
             if stream is not None:
                 try:
@@ -184,8 +199,13 @@ def _put(stream: IO[bytes] | None, message: Any) -> None:
     stream.flush()
 
 
-def _get(stream: IO[bytes] | None) -> Any:
+def _get(stream: IO[bytes] | None, timeout: float | None = None) -> Any:
+    """One message; ``timeout`` (POSIX) bounds the wait for its first byte (`TimeoutError`)."""
     assert stream is not None
+    if timeout is not None and os.name == "posix":
+        ready, _, _ = select.select([stream], [], [], timeout)
+        if not ready:
+            raise TimeoutError("no answer from the log writer process")
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         raise EOFError("the other end closed the pipe")
