@@ -40,7 +40,7 @@ def _httpx_aiohttp_transport() -> HttpxTransport:
     return HttpxTransport(client=client)
 
 
-def _otel_sdk() -> None:
+def _otel_sdk(ratio: float | None = None) -> None:
     """A real OTel SDK as the global tracer provider: BatchSpanProcessor into an in-memory exporter.
 
     The exporter counts and drops what it is given (a list that kept every span would grow by
@@ -58,7 +58,10 @@ def _otel_sdk() -> None:
             CountingExporter.exported += len(spans)
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    # ratio: what OTEL_TRACES_SAMPLER=parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG sets up
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)) if ratio is not None else None)
     provider.add_span_processor(BatchSpanProcessor(CountingExporter()))
     trace.set_tracer_provider(provider)
 
@@ -79,8 +82,8 @@ def _full(writer: str = os.environ.get("BENCH_LOG_WRITER", "process"), **extra: 
     )
 
 
-def _full_otel_sdk() -> Any:
-    _otel_sdk()
+def _full_otel_sdk(ratio: float | None = None) -> Any:
+    _otel_sdk(ratio)
     return Gateway(_full())
 
 
@@ -110,6 +113,8 @@ VARIANTS: dict[str, Any] = {
     "full-thread": lambda: Gateway(_full(writer="thread")),
     # the same with the OTel SDK installed (spans recorded and exported, not just API calls)
     "full-otel-sdk": _full_otel_sdk,
+    # the same, sampling one trace in ten (the SDK's parentbased_traceidratio sampler at 0.1)
+    "full-otel-sdk-sampled": lambda: _full_otel_sdk(0.1),
 }
 
 
