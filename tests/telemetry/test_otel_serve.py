@@ -71,9 +71,12 @@ class Collector:
         return names
 
 
+@pytest.mark.parametrize("sampler", [None, "always_off"])
 def test_serve_exports_spans_and_metrics_over_otlp(
-    tmp_path: Path, fake_upstream: RunningFake, serve: Callable[..., ServerThread]
+    tmp_path: Path, fake_upstream: RunningFake, serve: Callable[..., ServerThread], sampler: str | None
 ) -> None:
+    """With ``OTEL_TRACES_SAMPLER`` (docs/opentelemetry.md: sample at high rates) the SDK's sampler
+    decides which traces go out; metrics still count every request."""
     collector = Collector()
     collector_server = serve(collector)
     config = write_config(tmp_path / "aigw.toml", fake_upstream.url)
@@ -85,6 +88,8 @@ def test_serve_exports_spans_and_metrics_over_otlp(
         OTEL_BSP_SCHEDULE_DELAY="50",
         OTEL_METRIC_EXPORT_INTERVAL="200",
     )
+    if sampler is not None:
+        env["OTEL_TRACES_SAMPLER"] = sampler
     proc = subprocess.Popen(
         [sys.executable, "-m", "aigw_asgi", "serve", "--config", str(config), "--port", str(port)],
         env=env,
@@ -96,13 +101,20 @@ def test_serve_exports_spans_and_metrics_over_otlp(
         with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/openai", api_key="sk-x", max_retries=0) as client:
             client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
         deadline = time.monotonic() + 10
+        want_spans = 0 if sampler else 2
         while time.monotonic() < deadline and (
-            len(collector.spans()) < 2 or sc.METRIC_OPERATION_DURATION not in collector.metric_names()
+            len(collector.spans()) < want_spans or sc.METRIC_OPERATION_DURATION not in collector.metric_names()
         ):
             time.sleep(0.05)
+        if sampler:
+            time.sleep(0.5)  # ten span batch delays: a span the sampler let through would be here
     finally:
         output = stop(proc)
     spans = collector.spans()
+    assert sc.METRIC_OPERATION_DURATION in collector.metric_names()
+    if sampler:
+        assert spans == [], output
+        return
     assert sorted(span.name for _, span in spans) == ["POST /openai/{path}", "chat gpt-4o-mini"], output
     resource = spans[0][0]
     assert resource["service.name"] == "aigw-asgi"
