@@ -5,7 +5,8 @@
 
 Issue 17, item 4: after warm-up the RSS must stay flat (< 5 % growth). The nginx fake upstream of
 the shared harness answers (as in ``run.py``); the gateway is the ``full`` variant under uvicorn
-(1 worker), logging every request to its own SQLite file. Requests are sent on a fixed schedule
+(1 worker), logging every request to its own SQLite file through its writer child process (the
+RSS printed is the worker's and the child's together). Requests are sent on a fixed schedule
 (not as fast as possible) by an aiohttp client with up to 64 in flight. Loopback only, run by hand.
 """
 

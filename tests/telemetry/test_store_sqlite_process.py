@@ -145,6 +145,30 @@ async def test_the_child_finds_this_aigw_asgi_whatever_the_working_directory(
         await writer.aclose()
 
 
+async def test_a_worker_with_a_thousand_connections_still_writes(tmp_path: Path) -> None:
+    """The pipes to the child then get descriptors past 1024, where select.select fails: 1,000
+    slow streams once left every batch failing with ValueError (benchmarks/slow_streams.py)."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1400:
+        pytest.skip("the descriptor limit is too low here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1400), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    store = ProcessSQLiteLogStore(str(tmp_path / "logs.db"))
+    writer = LogWriter(store, settings(Redactor()))
+    try:
+        writer.submit(secret_context())
+        await asyncio.wait_for(writer.flush(), 20)
+        assert store._child is not None and store._child.stdout is not None
+        assert store._child.stdout.fileno() > 1024
+        assert (writer.written, writer.failed) == (1, 0)
+    finally:
+        await writer.aclose()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 async def test_close_writes_what_is_queued_and_stops_the_child(tmp_path: Path) -> None:
     path = str(tmp_path / "logs.db")
     store = ProcessSQLiteLogStore(path)

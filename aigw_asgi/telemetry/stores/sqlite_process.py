@@ -94,10 +94,12 @@ class ProcessSQLiteLogStore(SQLiteLogStore):
         try:
             _put(child.stdin, ("write", payload))
             answer = _get(child.stdout, ANSWER_TIMEOUT_S)
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
-            # Dead, or stuck past the bound (a batch takes milliseconds; SQLite's own lock wait is
-            # 5 s): a stuck child is killed, and the writer's retry starts a new one.
-            self._stop(child, kill=isinstance(exc, TimeoutError))
+        except Exception as exc:
+            # Dead (EOF, a broken pipe), stuck past the bound (a batch takes milliseconds; SQLite's
+            # own lock wait is 5 s) or anything else mid-exchange: the conversation's state is
+            # unknown, so that child goes (killed unless it is already gone) and the writer's
+            # retry starts a new one.
+            self._stop(child, kill=not isinstance(exc, (EOFError, BrokenPipeError)))
             raise ConnectionError(f"the log writer process stopped ({type(exc).__name__})") from None
         if answer[0] != "ok":
             raise RuntimeError(f"the log writer process failed to write ({answer[1]})")
@@ -202,9 +204,12 @@ def _put(stream: IO[bytes] | None, message: Any) -> None:
 def _get(stream: IO[bytes] | None, timeout: float | None = None) -> Any:
     """One message; ``timeout`` (POSIX) bounds the wait for its first byte (`TimeoutError`)."""
     assert stream is not None
-    if timeout is not None and os.name == "posix":
-        ready, _, _ = select.select([stream], [], [], timeout)
-        if not ready:
+    if timeout is not None and hasattr(select, "poll"):
+        # poll, not select: a worker holding a thousand connections has descriptors past select's
+        # FD_SETSIZE (1024), where select.select raises ValueError.
+        waiter = select.poll()
+        waiter.register(stream.fileno(), select.POLLIN)
+        if not waiter.poll(timeout * 1000):
             raise TimeoutError("no answer from the log writer process")
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
