@@ -101,8 +101,11 @@ async def drive(streams: int, chunks: int, pid: int) -> None:
             print(f"t={time.monotonic() - started:5.1f}s open={streams - done:5d} rss={now:6.1f} MiB", flush=True)
         await asyncio.gather(*tasks)
         print(f"\n{streams} streams x {chunks} chunks (1/s): RSS before {before:.1f} MiB, peak {peak:.1f} MiB,")
-        per_stream = (peak - before) * 1024 / streams
-        print(f"after {rss_mib(pid):.1f} MiB; {per_stream:.1f} KiB per open stream; failed {failed}")
+        # The writer child starts with the first log batch, after "before": count it apart.
+        child = sum(_rss(p) for p in tree(pid)[1:])
+        per_stream = (peak - child - before) * 1024 / streams
+        print(f"after {rss_mib(pid):.1f} MiB (the log writer child {child:.1f} of it);")
+        print(f"{per_stream:.1f} KiB per open stream in the worker; failed {failed}")
 
 
 def main() -> int:
