@@ -10,7 +10,8 @@ them to a child, which redacts and writes them with the same code a thread would
 
 What does not change: every row is still redacted before it is stored (the child gets the
 gateway's secrets once, over its stdin, never on its command line), batches are written whole or
-retried by the `LogWriter` (a child that died is started again on the next try), reads, patches
+retried by the `LogWriter` (a child that died, or answers nothing for `ANSWER_TIMEOUT_S`, is
+replaced on the next try), reads, patches
 and deletes run in the worker on their own connections (SQLite's WAL lets several processes use
 one file, as several workers already do).
 
