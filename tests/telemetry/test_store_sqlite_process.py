@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -297,3 +298,57 @@ def _pipe_max_size() -> int:
         return int(Path("/proc/sys/fs/pipe-max-size").read_text())
     except OSError:
         return 0
+
+
+def test_two_workers_each_with_a_writer_share_one_file(aigw_serve, fake_upstream: RunningFake, tmp_path: Path) -> None:
+    """``aigw serve`` with 2 workers: two writer children insert into one SQLite file; every
+    answered request has its row, whichever worker answered it and whichever reads it back."""
+    db = tmp_path / "two.db"
+    port = aigw_serve(
+        "[server]\nworkers = 2\n"
+        f'[logs]\nstore = "sqlite:///{db}"\nflush_interval_ms = 50\n'
+        f'[providers.openai]\nbase_url = "{fake_upstream.url}/v1"\napi_key = "sk-configured-provider-key"\n'
+    )
+    base = f"http://127.0.0.1:{port}"
+    ids: set[str] = set()
+
+    def one(_: int) -> str:
+        with httpx.Client(timeout=10) as client:  # a new connection: either worker may accept it
+            resp = client.post(
+                f"{base}/openai/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+            )
+        assert resp.status_code == 200, resp.text
+        return resp.headers["cf-aig-log-id"]
+
+    # Until both workers have answered (each then starts its writer), 10 connections at a time.
+    with ThreadPoolExecutor(10) as pool:
+        for _ in range(20):
+            ids.update(pool.map(one, range(10)))
+            time.sleep(0.2)  # a batch is due 50 ms after its first row
+            if _writers_of(db) >= 2:
+                break
+    assert _writers_of(db) == 2
+    deadline = time.monotonic() + 20
+    found: set[str] = set()
+    while time.monotonic() < deadline and found != ids:
+        rows = httpx.get(f"{base}/admin/logs", params={"per_page": 100}, timeout=10).json()["result"]
+        found = {row["id"] for row in rows} & ids
+        time.sleep(0.1)
+    assert found == ids
+
+
+def _writers_of(db: Path) -> int:
+    """Writer children that have ``db`` open (each opens it with its first batch)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"aigw_asgi.telemetry.stores.sqlite_process" not in (entry / "cmdline").read_bytes():
+                continue
+            targets = {os.readlink(fd) for fd in (entry / "fd").iterdir()}
+        except OSError:
+            continue  # ended meanwhile
+        count += str(db) in targets
+    return count
