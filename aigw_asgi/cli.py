@@ -32,7 +32,7 @@ def app_factory() -> object:
     tune_gc(config.server.gc_threshold)
     if config.logs.writer == "auto":
         # A server of its own: SQLite log rows are redacted and written in a child process, off
-        # this worker's interpreter lock (docs/logs.md). A host that mounts the gateway decides
+        # this worker's interpreter lock (docs/telemetry.md). A host that mounts the gateway decides
         # for itself whether to run processes, so "auto" means a thread there.
         config.logs.writer = "process"
     return Gateway(config)
