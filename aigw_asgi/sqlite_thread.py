@@ -11,11 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried for up to ``timeout_s`` while the file is locked.
+
+    Two processes opening a new file at once (two workers, a worker and its log writer, two
+    gateways sharing a budget file) race to convert it, and SQLite answers the loser "database is
+    locked" at once: the busy timeout does not apply to this pragma. Seen as a budget store
+    "failure" (a 503) in a two-process test; reproduced with two processes opening fresh files
+    (about 1 in 10). Once one has converted it, the other's pragma is a no-op.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)  # on the store's own thread, never the event loop
+            delay = min(delay * 2, 0.1)
 
 
 class SQLiteOnThread:
@@ -47,7 +70,7 @@ class SQLiteOnThread:
         """The connection (opened, with its schema, on first use). Only on the store's thread."""
         if self._conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(conn, self.busy_timeout_ms / 1000)
             if self.synchronous is not None:
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")

@@ -14,6 +14,7 @@ from itertools import chain
 from typing import Any, TypeVar
 
 from ...errors import ConfigError
+from ...sqlite_thread import enable_wal
 from ..query import LogQuery, analytics_result, walk_percentiles
 from ..records import LogRecord
 from . import sqlite_sql as sql
@@ -107,7 +108,7 @@ class SQLiteLogStore:
             import sqlite3
 
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(conn, 5.0)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
             for statement in sql.SCHEMA[:2]:
