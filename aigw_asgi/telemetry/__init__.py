@@ -6,8 +6,9 @@ SQLite log writer's child process loads the stores without the middleware around
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .middleware import TelemetryMiddleware
@@ -18,11 +19,4 @@ _EXPORTS = {"LogWriter": ".writer", "Telemetry": ".recorder", "TelemetryMiddlewa
 
 __all__ = ["LogWriter", "Telemetry", "TelemetryMiddleware"]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aigw_asgi.telemetry' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
