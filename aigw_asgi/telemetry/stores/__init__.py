@@ -31,10 +31,10 @@ def make_store(config: LogsConfig, gateway_id: str = "default", secrets: frozens
 
         return MemoryLogStore(max_logs=config.max_logs, strategy=config.strategy, max_age=config.max_age)
     if scheme == "sqlite":
-        from .sqlite import SQLiteLogStore, sqlite_path
+        from .sqlite import SQLiteLogStore, in_memory, sqlite_path
 
         path = sqlite_path(url)
-        if config.writer == "process" and path != ":memory:" and not path.startswith("file::memory:"):
+        if config.writer == "process" and not in_memory(path):
             from .sqlite_process import ProcessSQLiteLogStore
 
             return ProcessSQLiteLogStore(

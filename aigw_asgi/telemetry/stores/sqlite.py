@@ -29,12 +29,19 @@ def sqlite_path(url: str) -> str:
     return rest[1:]
 
 
+def in_memory(path: str) -> bool:
+    """Whether ``path`` names a private in-memory database, which no other connection (or
+    process) can open."""
+    return path == ":memory:" or path.startswith("file::memory:")
+
+
 _COLUMN_NAMES = tuple(sql.NAMES)
 _BODY_NAMES = ("id", "request_body", "response_body")
 _MAX_CHUNK_BITS = 8  # at most 256 rows per INSERT statement
 _COUNT_RESYNC_S = 30.0  # other processes may share the file: re-count now and then
 _EXPIRE_EVERY_S = 60.0  # logs.max_age: look for expired rows at most this often
 _EXPIRE_CHUNK = 10_000
+_BUSY_TIMEOUT_MS = 5000  # how long a connection waits for another's lock on the file
 _READERS = 4  # reader threads (admin reads; analytics use two at once)
 T = TypeVar("T")
 
@@ -86,13 +93,13 @@ class SQLiteLogStore:
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
-            if self.path == ":memory:" or self.path.startswith("file::memory:"):
+            if in_memory(self.path):
                 conn = self._db()  # a private in-memory database: only the writer's connection sees it
             else:
                 import sqlite3
 
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA busy_timeout=5000")
+                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
                 conn.execute("PRAGMA query_only=ON")
                 with self._lock:
                     self._opened.append(conn)
@@ -108,9 +115,9 @@ class SQLiteLogStore:
             import sqlite3
 
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            enable_wal(conn, 5.0)
+            enable_wal(conn, _BUSY_TIMEOUT_MS / 1000)
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             for statement in sql.SCHEMA[:2]:
                 conn.execute(statement)
             # A file written by an older version: add the columns it lacks (all nullable).
