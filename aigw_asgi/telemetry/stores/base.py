@@ -23,6 +23,10 @@ class LogStore(Protocol):
     Optional: ``async write_built(build) -> int``, for a store with a thread of its own: it calls
     ``build()`` (which turns queued requests into rows) on that thread and writes the result, so a
     batch costs one thread handoff instead of two (see `SQLiteLogStore`).
+
+    Optional: ``async write_unredacted(build) -> int``, for a store that redacts on its own side:
+    ``build()`` gives each row unredacted beside its request's credentials, and the store must
+    redact them before they are stored (see `ProcessSQLiteLogStore`). The writer prefers it.
     """
 
     kind: str
