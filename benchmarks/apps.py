@@ -66,6 +66,42 @@ def _otel_sdk(ratio: float | None = None) -> None:
     trace.set_tracer_provider(provider)
 
 
+def _static() -> Any:
+    """The least any answer costs under uvicorn: read the body, send the upstream's own payload.
+
+    No gateway and no upstream call: the ceiling for a cache hit (which does this plus a lookup),
+    whatever the gateway does.
+    """
+    from pathlib import Path
+
+    payloads = Path(__file__).resolve().parents[2] / "shared" / "bench" / "upstream" / "payloads"
+    if not payloads.is_dir():  # a worktree under /work/wt/NAME: the harness is one level further up
+        payloads = Path(__file__).resolve().parents[3] / "shared" / "bench" / "upstream" / "payloads"
+    chat = (payloads / "chat.json").read_bytes()
+    stream = (payloads / "chat_stream.sse").read_bytes()
+    answers = {
+        False: (b"application/json", chat),
+        True: (b"text/event-stream", stream),
+    }
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                while (await receive())["type"] != "lifespan.shutdown":
+                    await send({"type": "lifespan.startup.complete"})
+                await send({"type": "lifespan.shutdown.complete"})
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        kind, body = answers["/stream/" in scope["path"]]
+        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
 def _full(writer: str = os.environ.get("BENCH_LOG_WRITER", "process"), **extra: Any) -> Any:
     return _config(
         gateway={"authentication": True, "tokens": [{"name": "b", "token": TOKEN}]},
@@ -104,6 +140,8 @@ VARIANTS: dict[str, Any] = {
             telemetry={"otel": True},
         )
     ),
+    # no gateway, no upstream: a canned answer, the ceiling for cache hits under uvicorn
+    "static": _static,
     "cache-hit": lambda: Gateway(_config(cache={"ttl": 3600})),
     "cache-hit-redis": lambda: Gateway(_config(cache={"ttl": 3600, "storage": REDIS})),
     # everything on: auth, rate limit, SQLite logs, OTel; the cache layer is in the pipeline but
