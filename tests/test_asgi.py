@@ -149,6 +149,68 @@ async def test_the_body_deadline_does_not_bound_the_wait_after_the_body() -> Non
     assert (await bounded())["type"] == "http.disconnect"
 
 
+async def test_the_body_deadline_arms_a_timer_only_for_a_receive_that_waits() -> None:
+    """A body already in the server's buffer costs no timer; one that is awaited is bounded."""
+    from aigw_asgi._asgi import body_deadline
+    from aigw_asgi.errors import RequestTimeout
+
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    call_at = loop.call_at
+
+    def counting_call_at(when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        if getattr(callback, "__name__", "") == "_expire":  # the deadline's, not asyncio.sleep's
+            armed.append(when)
+        return call_at(when, callback, *args, **kwargs)
+
+    loop.call_at = counting_call_at  # type: ignore[method-assign,assignment]
+    try:
+
+        async def at_once() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        assert (await body_deadline(at_once, 5)())["body"] == b"{}"
+        assert armed == []
+
+        async def soon() -> dict[str, Any]:
+            await asyncio.sleep(0.01)
+            return {"type": "http.request", "body": b"late", "more_body": False}
+
+        assert (await body_deadline(soon, 5)())["body"] == b"late"
+        assert len(armed) == 1
+
+        async def never() -> dict[str, Any]:
+            await asyncio.sleep(3600)
+            raise AssertionError("unreachable")
+
+        with pytest.raises(RequestTimeout):
+            await body_deadline(never, 0.02)()
+    finally:
+        loop.call_at = call_at  # type: ignore[method-assign]
+
+
+async def test_the_body_deadline_passes_other_cancellations_and_errors_through() -> None:
+    """Only its own timer turns into a 408: a cancelled request stays cancelled, a broken receive raises."""
+    from aigw_asgi._asgi import body_deadline
+
+    async def never() -> dict[str, Any]:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    waiting = asyncio.ensure_future(body_deadline(never, 5)())
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    async def broken() -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        raise ConnectionResetError("gone")
+
+    with pytest.raises(ConnectionResetError):
+        await body_deadline(broken, 5)()
+
+
 async def test_the_watcher_starts_only_after_the_delay_and_stop_cancels_the_timer() -> None:
     """Fast answers never pay for a task; a slow one is watched from ``after_s`` on."""
     gone = asyncio.Event()
