@@ -92,11 +92,12 @@ class _BodyDeadline:
 
     @types.coroutine
     def _in_time(self) -> Generator[Any, Any, Message]:
-        # Drives the server's receive by hand (what ``await`` does), so that whether it suspends
-        # is known before any timer exists.
+        # Drives the server's receive by hand, as ``await`` would (PEP 380: ``next`` for None and
+        # ``throw`` only where the iterator has one -- granian's awaitable is a bare iterator),
+        # so that whether it suspends is known before any timer exists.
         inner = self._receive().__await__()
         try:
-            waiting = inner.send(None)
+            waiting = next(inner)
         except StopIteration as done:
             return self._seen(done.value)
         loop = asyncio.get_running_loop()
@@ -106,16 +107,21 @@ class _BodyDeadline:
                 try:
                     sent = yield waiting
                 except GeneratorExit:
-                    inner.close()
+                    close = getattr(inner, "close", None)
+                    if close is not None:
+                        close()
                     raise
                 except BaseException as exc:
+                    throw = getattr(inner, "throw", None)
+                    if throw is None:
+                        raise
                     try:
-                        waiting = inner.throw(exc)
+                        waiting = throw(exc)
                     except StopIteration as done:
                         return self._seen(done.value)
                 else:
                     try:
-                        waiting = inner.send(sent)
+                        waiting = next(inner) if sent is None else inner.send(sent)
                     except StopIteration as done:
                         return self._seen(done.value)
         except asyncio.CancelledError:

@@ -189,6 +189,44 @@ async def test_the_body_deadline_arms_a_timer_only_for_a_receive_that_waits() ->
         loop.call_at = call_at  # type: ignore[method-assign]
 
 
+class _BareAwaitable:
+    """What granian's ``receive()`` returns: an awaitable whose iterator has ``__next__`` only."""
+
+    def __init__(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        self._future = future
+
+    def __await__(self) -> _BareAwaitable:
+        return self
+
+    def __iter__(self) -> _BareAwaitable:
+        return self
+
+    def __next__(self) -> asyncio.Future[dict[str, Any]]:
+        if not self._future.done():
+            self._future._asyncio_future_blocking = True
+            return self._future
+        raise StopIteration(self._future.result())
+
+
+async def test_the_body_deadline_drives_a_server_awaitable_without_send_or_throw() -> None:
+    """granian's awaitable has neither ``send`` nor ``throw``: read at once, after a wait, or timed out."""
+    from aigw_asgi._asgi import body_deadline
+    from aigw_asgi.errors import RequestTimeout
+
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[dict[str, Any]] = loop.create_future()
+    ready.set_result({"type": "http.request", "body": b"now", "more_body": False})
+    assert (await body_deadline(lambda: _BareAwaitable(ready), 5)())["body"] == b"now"  # type: ignore[arg-type,return-value]
+
+    later: asyncio.Future[dict[str, Any]] = loop.create_future()
+    loop.call_later(0.01, later.set_result, {"type": "http.request", "body": b"later", "more_body": False})
+    assert (await body_deadline(lambda: _BareAwaitable(later), 5)())["body"] == b"later"  # type: ignore[arg-type,return-value]
+
+    never: asyncio.Future[dict[str, Any]] = loop.create_future()
+    with pytest.raises(RequestTimeout):
+        await body_deadline(lambda: _BareAwaitable(never), 0.02)()  # type: ignore[arg-type,return-value]
+
+
 async def test_the_body_deadline_passes_other_cancellations_and_errors_through() -> None:
     """Only its own timer turns into a 408: a cancelled request stays cancelled, a broken receive raises."""
     from aigw_asgi._asgi import body_deadline
