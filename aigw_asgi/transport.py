@@ -74,21 +74,44 @@ class _AiohttpResponse:
         self.status: int = resp.status
         self.headers: list[tuple[bytes, bytes]] = [(k.lower(), v) for k, v in resp.raw_headers]
 
-    async def stream(self) -> AsyncIterator[bytes]:
-        import aiohttp
-
-        try:
-            async for chunk in self._resp.content.iter_any():
-                yield chunk
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise UpstreamStreamError(type(exc).__name__) from exc
-        self._done = True
+    def stream(self) -> AsyncIterator[bytes]:
+        return _AiohttpChunks(self)
 
     async def aclose(self) -> None:
         if self._done:
             self._resp.release()  # back to the pool
         else:
             self._resp.close()  # a half-read body poisons the connection: drop it
+
+
+class _AiohttpChunks:
+    """The body as it arrives: each chunk one ``readany`` away.
+
+    A class rather than an async generator over ``iter_any()``: each chunk of a stream (one per
+    token of a model's answer) then resumes one frame fewer, and no async generator.
+    """
+
+    __slots__ = ("_owner", "_read", "_errors")
+
+    def __init__(self, owner: _AiohttpResponse) -> None:
+        import aiohttp
+
+        self._owner = owner
+        self._read = owner._resp.content.readany
+        self._errors = (TimeoutError, aiohttp.ClientError, OSError)
+
+    def __aiter__(self) -> _AiohttpChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk: bytes = await self._read()
+        except self._errors as exc:
+            raise UpstreamStreamError(type(exc).__name__) from exc
+        if not chunk:  # readany answers b"" only at the end of the body
+            self._owner._done = True
+            raise StopAsyncIteration
+        return chunk
 
 
 class AiohttpTransport:
