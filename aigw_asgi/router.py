@@ -37,7 +37,8 @@ from .headers import HOP_BY_HOP, header
 from .options import RequestOptions
 from .providers.paths import check_path, quote_path
 from .providers.registry import Provider, ProviderRegistry, dialect, join_url, model_from
-from .providers.stream import StreamTracker, error_event
+from .providers.stream import StreamTracker
+from .providers.stream_errors import error_event
 from .providers.usage import usage_from_json
 from .realtime import RealtimeProxy
 from .routing.retry import RetryPolicy, next_retry_delay, retry_policy

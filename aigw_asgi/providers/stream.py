@@ -10,13 +10,16 @@ when ``usage`` is read or the stream finishes. The per-format readers live in `u
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from ..context import Usage
 from . import usage as _u
 from .sse import NDJSONParser, SSEEvent, SSEParser
+from .stream_errors import error_event
+
+_LF = 0x0A
+_SPACE = 0x20
 
 # -- streams -----------------------------------------------------------------------------------------
 
@@ -51,6 +54,7 @@ class StreamTracker:
         "_on_line",
         "_finished",
         "_open_at_finish",
+        "_whole_events",
     )
 
     def __init__(self, fmt: str, *, strip_usage_chunk: bool = False, ndjson: bool | None = None) -> None:
@@ -76,6 +80,8 @@ class StreamTracker:
             "ollama": self._ndjson_event,
         }.get(self.fmt, self._openai_event)
         self._on_line: Callable[[bytes], None] = self._cohere_line if self.fmt == "cohere" else self._ollama_line
+        # OpenAI-style SSE (most providers): whole events are cut and checked in `_feed_events`.
+        self._whole_events = not self._ndjson and self.fmt not in ("anthropic", "gemini", "cohere")
 
     @property
     def usage(self) -> Usage:
@@ -97,11 +103,14 @@ class StreamTracker:
             for line in self._lines.feed(chunk):
                 self._on_line(line)
             return chunk
+        sse = self._sse
+        if self._whole_events and not sse._buf and not sse._cr and b"\r" not in chunk:
+            return self._feed_events(chunk)
         if not self._strip:
-            for event in self._sse.feed(chunk):
+            for event in sse.feed(chunk):
                 self._on_event(event)
             return chunk
-        held = bool(self._sse._buf)
+        held = bool(sse._buf)
         out: list[bytes] = []
         dropped = False
         for event in self._sse.feed(chunk):
@@ -112,6 +121,68 @@ class StreamTracker:
         if not dropped and not held and not self._sse._buf:
             return chunk
         return b"".join(out)
+
+    def _feed_events(self, chunk: bytes) -> bytes:
+        """`feed` for OpenAI-style SSE between events (nothing held, "\n" line ends only).
+
+        Cuts the chunk's whole events itself, without an `SSEEvent` each: a Chat Completions
+        chunk closed by ``"usage":null}`` with no ``"error"`` is skipped once the model is known
+        (what `_openai_event` would do with it, minus the object and two calls: about half of a
+        20-event stream's tracking). Any other event goes through `_openai_event`; a trailing
+        partial event goes to the parser, as in the general path.
+        """
+        find = chunk.find
+        n = len(chunk)
+        pos = 0
+        kept: list[bytes] | None = None  # set once an event is dropped (the injected usage chunk)
+        keep_from = 0
+        while True:
+            # A one-line event ends at its first "\n" (memchr-fast); others at the blank line.
+            end = find(b"\n", pos)
+            if end < 0 or end + 1 == n:
+                break
+            if chunk[end + 1] == _LF:
+                stop = end + 2
+                simple = self._sse._started and chunk.startswith(b"data:", pos)
+            else:
+                end = find(b"\n\n", end)
+                if end < 0:
+                    break
+                stop = end + 2
+                simple = False
+            if simple:
+                start = pos + 6 if chunk[pos + 5] == _SPACE else pos + 5
+                if (
+                    chunk.endswith(b'"usage":null}', start, end)
+                    and chunk.startswith(b'{"id":"chatcmpl-', start)
+                    and (self._model is not None or self.events >= _u._MODEL_TRIES)
+                    and find(b'"error"', start, end) < 0
+                ):
+                    self.events += 1
+                    pos = stop
+                    continue
+                event = SSEEvent(None, chunk[start:end], chunk[pos:stop])
+            else:  # the first event (a BOM), comments, several lines, an event: line
+                event = self._sse._event(chunk[pos:stop])
+            if self._on_event(event) and self._strip:
+                if kept is None:
+                    kept = []
+                kept.append(chunk[keep_from:pos])
+                keep_from = stop
+            pos = stop
+        if pos < len(chunk):  # a partial event: the parser keeps it (and holds it back when stripping)
+            for event in self._sse.feed(chunk[pos:]):
+                self._on_event(event)  # none: no blank line was left in the rest
+            if self._strip:
+                if kept is None:
+                    kept = []
+                kept.append(chunk[keep_from:pos])
+                return b"".join(kept)
+            return chunk
+        if kept is None:
+            return chunk
+        kept.append(chunk[keep_from:])
+        return b"".join(kept)
 
     def finish(self) -> bytes:
         """Track the end of the stream; return the bytes still to forward (held back or partial)."""
@@ -316,32 +387,3 @@ class StreamTracker:
         message = _u._error_message(obj.get("error"))
         if message is not None:
             self.error = message
-
-
-# -- errors the gateway appends when the upstream breaks mid-stream --------------------------------
-
-
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def error_event(fmt: str, message: str, *, code: int = 2005) -> bytes:
-    """An error event in the stream's own format, for an upstream that broke after the first byte.
-
-    SPEC §4: never a silent 200. Each shape is what that provider's SDK turns into an exception:
-    OpenAI's reads ``{"error":…}`` in any data event, Anthropic's an ``error`` event, Ollama's an
-    ``{"error":…}`` line. ``code`` is the gateway's error code (2005 unreachable, 2006 timeout).
-    """
-    if fmt == "anthropic":
-        body = {"type": "error", "error": {"type": "api_error", "message": message}}
-        return b"event: error\ndata: " + _dumps(body) + b"\n\n"
-    if fmt == "gemini":
-        body = {"error": {"code": code, "message": message, "status": "UNAVAILABLE"}}
-        return b"data: " + _dumps(body) + b"\r\n\r\n"  # Gemini frames its events with CRLF
-    if fmt == "cohere":
-        body = {"type": "error", "error": {"code": code, "message": message}}
-        return b"event: error\ndata: " + _dumps(body) + b"\n\n"
-    if fmt == "ollama":
-        return _dumps({"error": message}) + b"\n"
-    body = {"error": {"message": message, "type": "gateway_error", "param": None, "code": code}}
-    return b"data: " + _dumps(body) + b"\n\n"

@@ -11,7 +11,8 @@ import pytest
 from aigw_asgi.context import Usage
 from aigw_asgi.providers import usage as usage_module
 from aigw_asgi.providers.sse import SSEParser
-from aigw_asgi.providers.stream import StreamTracker, error_event
+from aigw_asgi.providers.stream import StreamTracker
+from aigw_asgi.providers.stream_errors import error_event
 from aigw_asgi.providers.usage import usage_from_json
 
 # -- captured-shape answers --------------------------------------------------------------------------
@@ -739,3 +740,34 @@ def test_chat_chunks_closed_by_usage_null_still_report_errors_model_and_usage() 
     broken = StreamTracker("openai")
     broken.feed(delta + error)
     assert broken.error == "overloaded" and not broken.completed
+
+
+@pytest.mark.parametrize("strip", [False, True])
+def test_whole_events_in_one_chunk_read_as_the_parser_reads_them(strip: bool) -> None:
+    """`StreamTracker` cuts OpenAI-style events itself when nothing is held: every other shape an
+    SSE stream may take between them (a comment, an ``id:`` line, a data field over two lines, an
+    ``event: error``, an error inside a ``"usage":null`` chunk) reads as it does a byte at a time."""
+    head = b'{"id":"chatcmpl-1","object":"chat.completion.chunk","model":"gpt-x",'
+    delta = b"data: " + head + b'"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n'
+    stream = (
+        delta
+        + b": keep-alive\n\n"
+        + delta
+        + b"id: 7\ndata: " + head + b'"choices":[{"index":0,"delta":{"content":"x"}}],\n'
+        + b'data: "usage":null}\n\n'
+        + b"data:" + head + b'"choices":[{"index":0,"delta":{"content":"no space"}}],"usage":null}\n\n'
+        + b"data: " + head + b'"choices":[],"error":{"message":"slow down"},"usage":null}\n\n'
+        + b'event: error\ndata: {"error":{"message":"late"}}\n\n'
+        + b"data: " + head + b'"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}\n\n'
+        + b"data: [DONE]\n\n"
+    )  # fmt: skip
+    whole, out = track("openai", [stream], strip_usage_chunk=strip)
+    bytewise, out_bytewise = track("openai", [stream[i : i + 1] for i in range(len(stream))], strip_usage_chunk=strip)
+    assert state(whole) == state(bytewise)
+    assert out == out_bytewise
+    assert whole.error == "late" and whole.usage.tokens_out == 4 and whole.completed  # the last error read wins
+    assert (b'"usage":{' in out) is not strip
+    # split after each event: every chunk starts between events, the case the tracker cuts itself
+    events = [part + b"\n\n" for part in stream.split(b"\n\n")[:-1]]
+    per_event, out_events = track("openai", events, strip_usage_chunk=strip)
+    assert state(per_event) == state(bytewise) and out_events == out_bytewise
