@@ -142,6 +142,7 @@ class RequestContext:
     stream: bool = False  # the answer is a stream (SSE or NDJSON)
     stream_complete: bool = False  # the stream's terminal event was seen (cacheable, not cut)
     status_code: int | None = None
+    sent_status: int | None = None  # the status line the client was sent (telemetry: `sent`)
     usage: Usage = field(default_factory=Usage)
     cost: float | None = None
     custom_cost: bool = False
@@ -234,6 +235,11 @@ class RequestContext:
         self.status_code = status
         if status >= 400:
             self.error_type = self.error_type or str(status)
+
+    def sent(self, status: int) -> None:
+        """The response started towards the client with ``status``: from here on a failure can
+        only cut the answer, never replace it (the Gateway reads this instead of wrapping ``send``)."""
+        self.sent_status = status
 
     def fail(self, exc: GatewayError, kind: str | None = None) -> None:
         """The gateway answers (or would have answered) with ``exc``: its status, message and code.

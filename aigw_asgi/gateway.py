@@ -46,7 +46,7 @@ from .runner import StepRunner
 from .telemetry import Telemetry, TelemetryMiddleware
 from .telemetry.cost import PriceTable
 from .transport import Transport, UpstreamStreamError
-from .types import ASGIApp, Message, Receive, Scope, Send
+from .types import ASGIApp, Receive, Scope, Send
 from .universal import UniversalMiddleware
 from .websocket import WebSocketAPI
 
@@ -112,6 +112,8 @@ class Gateway:
             providers=self.providers,
             max_request_bytes=gateway.max_request_bytes,
             log_body_bytes=self.config.logs.max_body_bytes,
+            # every answer below (rate limit, budgets, router) carries ctx.response_headers()
+            miss_header=False,
         )
         # Requests finish in two places, the telemetry layer (HTTP) and the WebSocket API (each
         # message on a socket bypasses the layers above it), so the recorder is built before both.
@@ -198,30 +200,24 @@ class Gateway:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = ensure_context(scope, self.id)
-        started = False
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
             # A stalled or trickling body gets a 408 from whichever layer reads it (slow clients,
-            # docs/security.md); under `aigw serve` the server bounds the headers too.
-            await self.app(scope, body_deadline(receive, self._body_timeout), tracked_send)
+            # docs/security.md); under `aigw serve` the server bounds the headers too. Whether the
+            # answer has started is what the telemetry layer (always the outermost) records on
+            # the context: no second wrapper around every message of every stream.
+            await self.app(scope, body_deadline(receive, self._body_timeout), send)
         except UpstreamStreamError:
             # The upstream broke inside a non-streamed body after we had started relaying it.
             # Returning without finishing the body makes the server drop the connection, which
             # is the only honest way left to tell the client (never a silent, truncated 200).
             return
         except GatewayError as exc:
-            if started:
+            if ctx.sent_status is not None:
                 raise
             await send_error(send, exc, ctx.response_headers())
         except Exception:
             logger.exception("unhandled error in the gateway pipeline")
-            if started:
+            if ctx.sent_status is not None:
                 raise
             await send_error(send, GatewayError("Internal gateway error"), ctx.response_headers())
 

@@ -51,8 +51,13 @@ class CacheMiddleware:
         providers: ProviderRegistry | None = None,
         max_request_bytes: int = 26_214_400,
         log_body_bytes: int = 65_536,
+        miss_header: bool = True,
     ) -> None:
+        """``miss_header``: add ``cf-aig-cache-status: MISS`` to answers of the inner app that
+        lack it (any ASGI app). The `Gateway` turns it off: every answer below it carries the
+        context's headers already, and the check would wrap every message of every stream."""
         self.app = app
+        self.miss_header = miss_header
         self.config = config or CacheConfig()
         self.gateway_id = gateway_id
         if isinstance(storage, str):
@@ -81,7 +86,7 @@ class CacheMiddleware:
             return
         if route is None or not decision.ttl:
             ctx.cache_status = "BYPASS"
-            await self.app(scope, receive, _with_miss_header(send))
+            await self.app(scope, receive, _with_miss_header(send) if self.miss_header else send)
             return
 
         try:

@@ -102,12 +102,10 @@ class TelemetryMiddleware:
             return
         ctx = ensure_context(scope, self.gateway_id)
         handle = self.telemetry.start(ctx, scope)
-        sent_status = 0
 
         async def send_watching(message: Message) -> None:
-            nonlocal sent_status
             if message["type"] == "http.response.start":
-                sent_status = message["status"]
+                ctx.sent(message["status"])
             elif ctx.first_byte is None:
                 ctx.first_byte = time.perf_counter()  # answers the router did not make (cache hits, errors)
             await send(message)
@@ -115,12 +113,12 @@ class TelemetryMiddleware:
         try:
             await self.app(scope, receive, send_watching)
         except BaseException as exc:
-            if not sent_status:
+            if ctx.sent_status is None:
                 ctx.crashed(exc)
             raise
         finally:
-            if sent_status:
-                ctx.status_code = sent_status  # what the client saw
+            if ctx.sent_status is not None:
+                ctx.status_code = ctx.sent_status  # what the client saw
             self.telemetry.finish(ctx, handle)
 
     async def _session(self, scope: Scope, receive: Receive, send: Send) -> None:

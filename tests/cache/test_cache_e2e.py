@@ -364,3 +364,29 @@ def test_redis_cluster_storage_hits_and_purges(make_gateway, fake_upstream: Runn
         assert purged.status_code == 200 and purged.json()["result"]["purged"] >= 1, purged.text
         assert client.chat.completions.with_raw_response.create(**CHAT).headers["cf-aig-cache-status"] == "MISS"
     assert chat_requests(fake_upstream) == 2
+
+
+def test_every_answer_below_the_cache_says_miss(make_gateway, fake_upstream: RunningFake) -> None:
+    """Inside the Gateway the cache adds no ``send`` wrapper for the header: each layer below it
+    (the router's answers, its errors, a rate-limit refusal, a spent budget) carries it itself."""
+    auth = {"authorization": "Bearer sk-a"}
+
+    def chat(server: Any, provider: str = "openai", **extra: Any) -> httpx.Response:
+        url = f"{server.url}/{provider}/v1/chat/completions"
+        return httpx.post(url, json={**CHAT, **extra}, headers=auth, timeout=10)
+
+    _, plain = make_gateway()
+    _, limited = make_gateway(rate_limit={"limit": 1, "period": 60})
+    _, poor = make_gateway(budgets=[{"usd": 0.000001}], prices={"gpt-4o-mini": {"input": 1000.0, "output": 1000.0}})
+    answers = [
+        chat(plain),
+        chat(plain, stream=True),
+        chat(plain, provider="nosuchprovider"),
+        chat(limited),
+        chat(limited),
+        chat(poor),
+    ]
+    assert [r.status_code for r in answers] == [200, 200, 400, 200, 429, 429]
+    assert answers[1].headers["content-type"].startswith("text/event-stream")
+    assert "Budget" in answers[5].text or "budget" in answers[5].text
+    assert [r.headers.get("cf-aig-cache-status") for r in answers] == ["MISS"] * 6
