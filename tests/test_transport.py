@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -92,6 +94,79 @@ async def test_compressed_bodies_are_relayed_raw(transport_cls: Any, fake_upstre
         assert headers[b"content-encoding"] == b"gzip" and body[:2] == b"\x1f\x8b"  # not decompressed
         assert int(headers[b"content-length"]) == len(body)
     finally:
+        await transport.aclose()
+
+
+def paced_app(gaps: list[float]) -> Any:
+    """Answers a stream of ``len(gaps) + 1`` chunks, waiting ``gaps[i]`` seconds before chunk i+1."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": b"data: 0\n\n", "more_body": True})
+        for i, gap in enumerate(gaps, 1):
+            await asyncio.sleep(gap)
+            await send({"type": "http.response.body", "body": b"data: %d\n\n" % i, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+@pytest.mark.parametrize("transport_cls", TRANSPORTS)
+async def test_a_silence_longer_than_the_idle_timeout_breaks_the_stream(transport_cls: Any, serve) -> None:
+    """``idle_timeout_ms`` bounds each silence between two chunks, not the whole answer."""
+    transport = transport_cls(UpstreamConfig(idle_timeout_ms=400))
+    try:
+        steady = serve(paced_app([0.15] * 8))  # 1.2 s in all, never 0.4 s silent
+        resp = await transport.request("POST", f"{steady.url}/x", [], b"{}")
+        assert await read(resp) == b"".join(b"data: %d\n\n" % i for i in range(9))
+
+        stalled = serve(paced_app([0.05, 3.0]))  # silent for 3 s after the second chunk
+        resp = await transport.request("POST", f"{stalled.url}/x", [], b"{}")
+        got: list[bytes] = []
+        started = time.monotonic()
+        with pytest.raises(UpstreamStreamError):
+            try:
+                async for chunk in resp.stream():
+                    got.append(chunk)
+            finally:
+                await resp.aclose()
+        waited = time.monotonic() - started
+        assert b"".join(got) == b"data: 0\n\ndata: 1\n\n"
+        assert 0.4 <= waited < 1.5, waited  # cut at the bound after the last chunk, not at the end
+    finally:
+        await transport.aclose()
+
+
+async def test_the_aiohttp_idle_watch_ends_with_the_response(serve) -> None:
+    """One timer per response, re-armed lazily, and none left behind once the body is read."""
+    transport = AiohttpTransport(UpstreamConfig(idle_timeout_ms=300))
+    try:
+        server = serve(paced_app([0.1] * 6))  # 0.6 s: the timer fires and is re-armed on the way
+        resp = await transport.request("POST", f"{server.url}/x", [], b"{}")
+        chunks = resp.stream()
+        assert len(await read(resp)) == 7 * len(b"data: 0\n\n")
+        assert chunks._timer is None  # type: ignore[attr-defined]
+    finally:
+        await transport.aclose()
+
+
+@pytest.mark.parametrize("transport_cls", TRANSPORTS)
+async def test_the_idle_timeout_also_bounds_the_wait_for_the_headers(transport_cls: Any, fake_upstream) -> None:
+    """Until the status line, aiohttp's own read timeout watches (the pooled connection's is reset per request)."""
+    transport = transport_cls(UpstreamConfig(idle_timeout_ms=300))
+    try:
+        first = await transport.request("POST", f"{fake_upstream.url}/v1/chat/completions", [], b"{}")
+        await read(first)  # the connection goes back to the pool with the body's watch stopped
+        fake_upstream.app.delay_s = 2.0
+        started = time.monotonic()
+        with pytest.raises(UpstreamTimeout):
+            await transport.request("POST", f"{fake_upstream.url}/v1/chat/completions", [], b"{}")
+        assert time.monotonic() - started < 1.5
+    finally:
+        fake_upstream.app.delay_s = 0
         await transport.aclose()
 
 
