@@ -66,31 +66,18 @@ class Transport(Protocol):
 
 
 class _AiohttpResponse:
-    __slots__ = ("_resp", "_done", "_idle_s", "_chunks", "headers", "status")
+    __slots__ = ("_resp", "_done", "headers", "status")
 
-    def __init__(self, resp: Any, idle_s: float | None = None):
+    def __init__(self, resp: Any):
         self._resp = resp
         self._done = False
         self.status: int = resp.status
         self.headers: list[tuple[bytes, bytes]] = [(k.lower(), v) for k, v in resp.raw_headers]
-        self._idle_s = idle_s
-        self._chunks: _AiohttpChunks | None = None
-        connection = resp.connection
-        if idle_s and connection is not None and connection.protocol is not None:
-            # aiohttp's sock_read cancels and re-arms a timer on every read from the socket, a
-            # few µs per chunk of a stream under load. From the headers on, `_AiohttpChunks`
-            # watches the body's silences lazily instead; the timer aiohttp armed last still
-            # bounds the silence until the next read. (aiohttp sets it again per request.)
-            connection.protocol.read_timeout = None
 
     def stream(self) -> AsyncIterator[bytes]:
-        if self._chunks is None:
-            self._chunks = _AiohttpChunks(self, self._idle_s)
-        return self._chunks
+        return _AiohttpChunks(self)
 
     async def aclose(self) -> None:
-        if self._chunks is not None:
-            self._chunks.stop()
         if self._done:
             self._resp.release()  # back to the pool
         else:
@@ -98,30 +85,20 @@ class _AiohttpResponse:
 
 
 class _AiohttpChunks:
-    """The body as it arrives: each chunk one ``readany`` away, no silence longer than ``idle_s``.
+    """The body as it arrives: each chunk one ``readany`` away.
 
     A class rather than an async generator over ``iter_any()``: each chunk of a stream (one per
     token of a model's answer) then resumes one frame fewer, and no async generator.
-
-    The silence bound (``upstream.idle_timeout_ms``) is one timer per response, re-armed only
-    when it fires (by then for what is left of the bound since the last chunk): a chunk costs one
-    clock read instead of a timer cancelled and armed again. Bytes that arrived but wait for a
-    slow reader count as the upstream speaking: only its silence is bounded here.
     """
 
-    __slots__ = ("_owner", "_read", "_errors", "_loop", "_idle_s", "_last", "_got", "_timer")
+    __slots__ = ("_owner", "_read", "_errors")
 
-    def __init__(self, owner: _AiohttpResponse, idle_s: float | None) -> None:
+    def __init__(self, owner: _AiohttpResponse) -> None:
         import aiohttp
 
         self._owner = owner
         self._read = owner._resp.content.readany
         self._errors = (TimeoutError, aiohttp.ClientError, OSError)
-        self._loop = asyncio.get_running_loop()
-        self._idle_s = idle_s
-        self._last = self._loop.time()
-        self._got = 0  # bytes handed out; the reader's total_bytes counts those received
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(idle_s, self._watch) if idle_s else None
 
     def __aiter__(self) -> _AiohttpChunks:
         return self
@@ -130,35 +107,11 @@ class _AiohttpChunks:
         try:
             chunk: bytes = await self._read()
         except self._errors as exc:
-            self.stop()
             raise UpstreamStreamError(type(exc).__name__) from exc
         if not chunk:  # readany answers b"" only at the end of the body
-            self.stop()
             self._owner._done = True
             raise StopAsyncIteration
-        self._last = self._loop.time()
-        self._got += len(chunk)
         return chunk
-
-    def _watch(self) -> None:
-        assert self._idle_s is not None
-        now = self._loop.time()
-        if self._owner._resp.content.total_bytes > self._got:
-            self._last = now  # received, not read yet: the reader is slow, the upstream is not silent
-        silent = now - self._last
-        if silent < self._idle_s:
-            self._timer = self._loop.call_later(self._idle_s - silent, self._watch)
-            return
-        import aiohttp
-
-        self._timer = None
-        # What aiohttp's own sock_read does: the waiting read raises.
-        self._owner._resp.content.set_exception(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
-
-    def stop(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
 
 
 class AiohttpTransport:
@@ -206,7 +159,7 @@ class AiohttpTransport:
             raise UpstreamTimeout() from None
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamUnreachable(f"Failed to get response from provider ({type(exc).__name__})") from None
-        return _AiohttpResponse(resp, self.config.idle_timeout_ms / 1000)
+        return _AiohttpResponse(resp)
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
