@@ -90,11 +90,9 @@ def _static(hit_headers: bool = False) -> Any:
     upstream headers, ``age`` and the ``cf-aig-*`` set) instead of 2, to tell uvicorn's
     per-header work apart from the gateway's own.
     """
-    from pathlib import Path
+    from benchmarks.run import SHARED  # the shared harness, found as run.py finds it
 
-    payloads = Path(__file__).resolve().parents[2] / "shared" / "bench" / "upstream" / "payloads"
-    if not payloads.is_dir():  # a worktree under /work/wt/NAME: the harness is one level further up
-        payloads = Path(__file__).resolve().parents[3] / "shared" / "bench" / "upstream" / "payloads"
+    payloads = SHARED / "upstream" / "payloads"
     chat = (payloads / "chat.json").read_bytes()
     stream = (payloads / "chat_stream.sse").read_bytes()
     answers = {
