@@ -20,6 +20,10 @@ from .stream_errors import error_event
 
 _LF = 0x0A
 _SPACE = 0x20
+# A Chat Completions chunk that says no usage (what include_usage makes every chunk but the last):
+# `_openai_event` and `_feed_events` recognise it by these two ends.
+_CHAT_CHUNK_START = b'{"id":"chatcmpl-'
+_NULL_USAGE_END = b'"usage":null}'
 
 # -- streams -----------------------------------------------------------------------------------------
 
@@ -81,7 +85,7 @@ class StreamTracker:
         }.get(self.fmt, self._openai_event)
         self._on_line: Callable[[bytes], None] = self._cohere_line if self.fmt == "cohere" else self._ollama_line
         # OpenAI-style SSE (most providers): whole events are cut and checked in `_feed_events`.
-        self._whole_events = not self._ndjson and self.fmt not in ("anthropic", "gemini", "cohere")
+        self._whole_events = not self._ndjson and self._on_event == self._openai_event
 
     @property
     def usage(self) -> Usage:
@@ -113,7 +117,7 @@ class StreamTracker:
         held = bool(sse._buf)
         out: list[bytes] = []
         dropped = False
-        for event in self._sse.feed(chunk):
+        for event in sse.feed(chunk):
             if self._on_event(event):
                 dropped = True
             else:
@@ -123,7 +127,7 @@ class StreamTracker:
         return b"".join(out)
 
     def _feed_events(self, chunk: bytes) -> bytes:
-        """`feed` for OpenAI-style SSE between events (nothing held, "\n" line ends only).
+        """`feed` for OpenAI-style SSE between events (nothing held, ``\\n`` line ends only).
 
         Cuts the chunk's whole events itself, without an `SSEEvent` each: a Chat Completions
         chunk closed by ``"usage":null}`` with no ``"error"`` is skipped once the model is known
@@ -153,8 +157,8 @@ class StreamTracker:
             if simple:
                 start = pos + 6 if chunk[pos + 5] == _SPACE else pos + 5
                 if (
-                    chunk.endswith(b'"usage":null}', start, end)
-                    and chunk.startswith(b'{"id":"chatcmpl-', start)
+                    chunk.endswith(_NULL_USAGE_END, start, end)
+                    and chunk.startswith(_CHAT_CHUNK_START, start)
                     and (self._model is not None or self.events >= _u._MODEL_TRIES)
                     and find(b'"error"', start, end) < 0
                 ):
@@ -170,7 +174,7 @@ class StreamTracker:
                 kept.append(chunk[keep_from:pos])
                 keep_from = stop
             pos = stop
-        if pos < len(chunk):  # a partial event: the parser keeps it (and holds it back when stripping)
+        if pos < n:  # a partial event: the parser keeps it (and holds it back when stripping)
             for event in self._sse.feed(chunk[pos:]):
                 self._on_event(event)  # none: no blank line was left in the rest
             if self._strip:
@@ -257,7 +261,7 @@ class StreamTracker:
         if data == b"[DONE]":
             self.completed = True
             return False
-        if event.event is None and data.endswith(b'"usage":null}') and data.startswith(b'{"id":"chatcmpl-'):
+        if event.event is None and data.endswith(_NULL_USAGE_END) and data.startswith(_CHAT_CHUNK_START):
             # A Chat Completions chunk closed by "usage":null -- what include_usage makes every chunk
             # but the last say: no usage and not a Responses API event, so two scans fewer (a third
             # of this method's time on the bench stream). Errors and the model are looked for as below.
