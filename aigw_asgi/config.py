@@ -71,7 +71,7 @@ class GatewayConfig:
 class UpstreamConfig:
     """How the gateway talks to providers."""
 
-    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    transport: Literal["builtin", "aiohttp", "httpx"] = "builtin"
     connect_timeout_ms: int = 10_000
     idle_timeout_ms: int = 600_000  # max silence between two chunks of an answer
     max_connections: int = 1024

@@ -123,6 +123,11 @@ class UpstreamTimeout(UpstreamError):
     status, code, default_message = 504, 2006, "Provider request timed out"
 
 
+class UpstreamStreamError(Exception):
+    """The upstream connection failed after the response had started (not an answer of ours:
+    the router reports it inside the stream, or drops the connection)."""
+
+
 class StoreUnavailable(GatewayError):
     status, code, default_message = 503, 2011, "A required backing store is unavailable"
 

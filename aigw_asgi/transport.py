@@ -1,15 +1,18 @@
-"""The upstream transport: one small protocol, two implementations.
+"""The upstream transport: one small protocol, three implementations.
 
-Why not just httpx: measured on the shared bench (nginx fake upstream, 1 uvicorn worker), a bare
-pass-through on httpx's own pool spends ~1.8 ms CPU per request and falls to ~450 RPS at c=64
-(encode/httpx#3215); the same pass-through on aiohttp spends 0.2-0.4 ms. The transport is the
-hot path's biggest cost, so the router talks to this protocol and `AiohttpTransport` is the
-default. `HttpxTransport` keeps the httpx API available (config ``upstream.transport = "httpx"``,
-or any ``httpx.AsyncClient`` you inject, e.g. with the ``httpx-aiohttp`` transport); the numbers
-are in ``benchmarks/README.md``.
+The transport is the hot path's biggest cost, so the router talks to this protocol and the
+implementation is a setting (``upstream.transport``):
 
-Both are created lazily inside the running event loop (a mounted gateway never sees lifespan)
-and closed by ``aclose()``. Both forward bytes exactly as received (no decompression), so an
+- ``"builtin"`` (the default): `aigw_asgi.http1.Http1Transport`, the gateway's own HTTP/1.1
+  client; the bare pass-through on it spends ~25 µs of Python per request where aiohttp's client
+  spends ~135 (in-process, benchmarks/README.md, fifth pass).
+- ``"aiohttp"``: `AiohttpTransport`, a thin seam over ``aiohttp.ClientSession``.
+- ``"httpx"``: `HttpxTransport`, httpx's API (or any ``httpx.AsyncClient`` you inject, e.g. with
+  the ``httpx-aiohttp`` transport). On its own pool it spent ~1.8 ms CPU per request and fell to
+  ~450 RPS at c=64 (encode/httpx#3215).
+
+All are created lazily inside the running event loop (a mounted gateway never sees lifespan)
+and closed by ``aclose()``. All forward bytes exactly as received (no decompression), so an
 upstream ``Content-Encoding``/``Content-Length`` stays true.
 """
 
@@ -20,13 +23,9 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol, TypeVar
 
 from .config import UpstreamConfig
-from .errors import UpstreamTimeout, UpstreamUnreachable
+from .errors import UpstreamStreamError, UpstreamTimeout, UpstreamUnreachable
 
 T = TypeVar("T")
-
-
-class UpstreamStreamError(Exception):
-    """The upstream connection failed after the response had started."""
 
 
 class UpstreamResponse(Protocol):
@@ -268,4 +267,8 @@ def _refuse_cookies(client: Any) -> None:
 def make_transport(config: UpstreamConfig) -> Transport:
     if config.transport == "httpx":
         return HttpxTransport(config)
-    return AiohttpTransport(config)
+    if config.transport == "aiohttp":
+        return AiohttpTransport(config)
+    from .http1 import Http1Transport
+
+    return Http1Transport(config)

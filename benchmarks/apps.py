@@ -120,6 +120,56 @@ def _static(hit_headers: bool = False) -> Any:
     return app
 
 
+def _bare_builtin() -> Any:
+    """The shared harness's bare pass-through, on the gateway's built-in HTTP/1.1 client.
+
+    The same work as ``bare_proxy.py`` (read the body, drop hop-by-hop headers, forward, relay
+    each chunk) with `Http1Transport` in place of an aiohttp session: the floor of a Python
+    pass-through on that client, beside the aiohttp floor the targets are set against.
+    """
+    from aigw_asgi.http1 import Http1Transport
+
+    drop_request = {b"host", b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer"}
+    drop_request |= {b"transfer-encoding", b"upgrade", b"proxy-authorization", b"content-length"}
+    drop_response = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer"}
+    drop_response |= {b"transfer-encoding", b"upgrade"}
+    transport = Http1Transport()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                while (await receive())["type"] != "lifespan.shutdown":
+                    await send({"type": "lifespan.startup.complete"})
+                await transport.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+            return
+        message = await receive()
+        body = message.get("body", b"")
+        while message.get("more_body", False):
+            message = await receive()
+            body += message.get("body", b"")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in drop_request]
+        target = UPSTREAM + scope["path"].removeprefix("/openai")
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        resp = await transport.request(scope["method"], target, headers, body)
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": resp.status,
+                    "headers": [(k, v) for k, v in resp.headers if k not in drop_response],
+                }
+            )
+            async for chunk in resp.stream():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await resp.aclose()
+
+    return app
+
+
 def _full(writer: str = os.environ.get("BENCH_LOG_WRITER", "process"), **extra: Any) -> Any:
     return _config(
         gateway={"authentication": True, "tokens": [{"name": "b", "token": TOKEN}]},
@@ -142,8 +192,11 @@ def _full_otel_sdk(ratio: float | None = None) -> Any:
 
 
 VARIANTS: dict[str, Any] = {
+    # the harness's bare pass-through on the built-in client (a floor of our own)
+    "bare-builtin": _bare_builtin,
     # the router alone, no middleware at all, per upstream transport
     "router": lambda: ProviderRouter(_config()),
+    "router-aiohttp": lambda: ProviderRouter(_config(upstream={"transport": "aiohttp"})),
     "router-httpx": lambda: ProviderRouter(_config(upstream={"transport": "httpx"})),
     "router-httpx-aiohttp": lambda: ProviderRouter(_config(), transport=_httpx_aiohttp_transport()),
     # the whole Gateway with every layer switched off (pass-through cost of the pipeline)
@@ -166,6 +219,8 @@ VARIANTS: dict[str, Any] = {
     # everything on: auth, rate limit, SQLite logs, OTel; the cache layer is in the pipeline but
     # caching is off (wrk repeats one body: with it on, every request would be a hit)
     "full": lambda: Gateway(_full()),
+    # the same on the aiohttp transport (the default until the fifth pass)
+    "full-aiohttp": lambda: Gateway(_full(upstream={"transport": "aiohttp"})),
     # the same with the log rows redacted and written on a thread of the worker (a mounted gateway)
     "full-thread": lambda: Gateway(_full(writer="thread")),
     # the same with the OTel SDK installed (spans recorded and exported, not just API calls)

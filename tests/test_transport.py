@@ -10,10 +10,11 @@ import pytest
 
 from aigw_asgi.config import UpstreamConfig
 from aigw_asgi.errors import UpstreamTimeout, UpstreamUnreachable
+from aigw_asgi.http1 import Http1Transport
 from aigw_asgi.transport import AiohttpTransport, HttpxTransport, UpstreamStreamError
 from tests.servers import free_port
 
-TRANSPORTS = [AiohttpTransport, HttpxTransport]
+TRANSPORTS = [Http1Transport, AiohttpTransport, HttpxTransport]
 
 
 async def cookie_app(scope: dict[str, Any], receive: Any, send: Any) -> None:

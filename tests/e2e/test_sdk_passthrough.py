@@ -168,7 +168,7 @@ def test_unreachable_upstream_is_502(serve) -> None:
         "success": False,
         "result": [],
         "messages": [],
-        "error": [{"code": 2005, "message": "Failed to get response from provider (ClientConnectorError)"}],
+        "error": [{"code": 2005, "message": "Failed to get response from provider (ConnectionRefusedError)"}],
     }
 
 
