@@ -23,7 +23,7 @@ from ..redact import request_secrets
 from .cost import compute_cost
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from ..context import Attempt, RequestContext
     from ..redact import Redactor
@@ -122,6 +122,12 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def raw_body(body: bytes | None, cap: int) -> Any:
+    """A body as a row takes it before decoding: the capped bytes (`unredacted_records`'s ``body``
+    for a store that decodes on its own side, the SQLite writer process)."""
+    return body[:cap] if body else None
+
+
 def body_text(body: bytes | None, cap: int) -> str | None:
     """A stored body: UTF-8 text capped at ``cap`` bytes, or a placeholder for binary data."""
     if not body:
@@ -154,9 +160,14 @@ def records_from_context(ctx: RequestContext, settings: RecordSettings) -> list[
     return [redact_record(row, redactor, extra) for row, extra in rows]
 
 
-def unredacted_records(ctx: RequestContext, settings: RecordSettings) -> list[tuple[LogRecord, tuple[str, ...]]]:
+def unredacted_records(
+    ctx: RequestContext, settings: RecordSettings, body: Callable[[bytes | None, int], Any] = body_text
+) -> list[tuple[LogRecord, tuple[str, ...]]]:
     """The rows of one finished request before redaction, each beside the credentials its request
     carried (what `redact_record` needs besides the gateway's own secrets).
+
+    ``body`` turns a captured body into the row's (`body_text` by default; `raw_body` leaves the
+    decoding to a store that does it elsewhere).
 
     Split from the redaction so a store can redact somewhere else: building is a few µs a row,
     redacting a 7 kB body is most of the rest (the SQLite writer process does it, see
@@ -165,7 +176,7 @@ def unredacted_records(ctx: RequestContext, settings: RecordSettings) -> list[tu
     if ctx.children:
         out: list[tuple[LogRecord, tuple[str, ...]]] = []
         for child in ctx.children:
-            out.extend(unredacted_records(child, settings))
+            out.extend(unredacted_records(child, settings, body))
         return out
     options = _options(ctx)
     if options is not None and options.collect_log is False:
@@ -174,7 +185,7 @@ def unredacted_records(ctx: RequestContext, settings: RecordSettings) -> list[tu
     # The credentials this request carried, redacted too: looked for as plain strings, nothing compiled.
     extra = tuple(request_secrets(ctx)) if settings.redactor is not None else ()
     cap = settings.max_body_bytes
-    request_body = body_text(ctx.body, cap) if payload else None
+    request_body = body(ctx.body, cap) if payload else None
     metadata = {**ctx.metadata, **ctx.extra.get(LOG_METADATA, {})} or None
     base_perf = ctx.attempts[0].started if ctx.attempts else ctx.started
 
@@ -192,7 +203,7 @@ def unredacted_records(ctx: RequestContext, settings: RecordSettings) -> list[tu
         "cache_status": ctx.cache_status,
         "request_body": request_body,
     }
-    rows = [(_attempt_row(ctx, a, settings, base_perf, shared, payload), extra) for a in ctx.attempts]
+    rows = [(_attempt_row(ctx, a, settings, base_perf, shared, payload, body), extra) for a in ctx.attempts]
     status = ctx.status_code
     error = ctx.error
     if error is None and status is not None and status >= 400:
@@ -220,7 +231,7 @@ def unredacted_records(ctx: RequestContext, settings: RecordSettings) -> list[tu
         stream=ctx.stream,
         cache_key=ctx.cache_key,
         rate_limited_by=ctx.rate_limited_by,
-        response_body=body_text(ctx.response_body, cap) if payload else None,
+        response_body=body(ctx.response_body, cap) if payload else None,
     )
     rows.append((row, extra))
     return rows
@@ -241,6 +252,7 @@ def _attempt_row(
     base_perf: float,
     shared: dict[str, Any],
     payload: bool,
+    body: Callable[[bytes | None, int], Any],
 ) -> LogRecord:
     cost, custom = compute_cost(a.usage, settings.prices.price_for(a.model, a.provider), custom=_custom(ctx))
     return LogRecord(
@@ -263,7 +275,7 @@ def _attempt_row(
         custom_cost=custom,
         error=a.error,
         error_type=a.error_type,
-        response_body=body_text(a.response_body, settings.max_body_bytes) if payload else None,
+        response_body=body(a.response_body, settings.max_body_bytes) if payload else None,
     )
 
 

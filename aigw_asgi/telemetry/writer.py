@@ -24,7 +24,7 @@ from typing import Any
 
 from ..config import LogsConfig
 from ..context import RequestContext
-from .records import LogRecord, RecordSettings, records_from_context, unredacted_records
+from .records import LogRecord, RecordSettings, raw_body, records_from_context, unredacted_records
 from .stores import LogStore
 
 logger = logging.getLogger("aigw_asgi.telemetry")
@@ -254,9 +254,10 @@ def _trim(ctx: RequestContext, cap: int) -> None:
 def _build_unredacted(
     contexts: list[RequestContext], settings: RecordSettings
 ) -> list[tuple[LogRecord, tuple[str, ...]]]:
+    """Rows for a store that redacts on its own side; their bodies stay bytes (it decodes them too)."""
     out: list[tuple[LogRecord, tuple[str, ...]]] = []
     for ctx in contexts:
-        out.extend(unredacted_records(ctx, settings))
+        out.extend(unredacted_records(ctx, settings, raw_body))
     return out
 
 

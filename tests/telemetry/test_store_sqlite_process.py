@@ -267,6 +267,48 @@ def test_aigw_serve_writes_sqlite_rows_from_a_child_process(
     assert _writers_of(db) == 1
 
 
+async def test_bodies_cross_as_bytes_and_read_back_as_the_thread_would_store_them(tmp_path: Path) -> None:
+    """The bodies travel beside the pickle, undecoded; the child decodes them. Every shape a body
+    takes (binary, cut inside a multi-byte character at the cap, empty, non-ASCII), in a batch
+    larger than the pipe and with more bodies than one ``writev`` takes, reads back as the
+    thread's path stores it; rows built elsewhere (text bodies) pass unchanged."""
+    cap = 9000
+    redactor = Redactor([GATEWAY_SECRET])
+    shapes = [
+        b"\x00\xff\xfe binary",
+        ("é" * 5000).encode(),  # 10,000 bytes: the cap cuts a character in half
+        b"",
+        "naïve ünïcødé ✓ ".encode() * 300,
+        b"x" * 8000,
+    ]
+    contexts = []
+    for i in range(600):  # 1,200 bodies, ~5 MB: several writes, several writev calls
+        ctx = secret_context(i)
+        ctx.body = shapes[i % len(shapes)]
+        ctx.response_body = shapes[(i + 1) % len(shapes)] if i % 7 else None
+        contexts.append(ctx)
+    settings_ = RecordSettings(collect_payload=True, max_body_bytes=cap, prices=PriceTable(), redactor=redactor)
+    expected = {ctx.log_id: records_from_context(ctx, settings_)[0] for ctx in contexts}
+    store = ProcessSQLiteLogStore(str(tmp_path / "logs.db"), secrets=redactor.secrets)
+    writer = LogWriter(store, settings_, batch_size=600)
+    try:
+        for ctx in contexts:
+            writer.submit(ctx)
+        await asyncio.wait_for(writer.flush(), 60)
+        assert writer.written == 600 and writer.failed == 0
+        for log_id, want in expected.items():
+            row = await store.get(log_id, bodies=True)
+            assert row is not None and (row.request_body, row.response_body) == (want.request_body, want.response_body)
+        assert expected[contexts[0].log_id].request_body == "<10 bytes of binary data>"
+        imported = records_from_context(secret_context(9999), settings_)[0]
+        imported.request_body, imported.response_body = "", "text as built elsewhere ✓"
+        assert await store.write([imported]) == 1
+        row = await store.get(imported.id, bodies=True)
+        assert row is not None and (row.request_body, row.response_body) == ("", imported.response_body)
+    finally:
+        await writer.aclose()
+
+
 async def test_the_pipe_to_the_child_holds_a_batch_of_stream_rows(tmp_path: Path) -> None:
     """1 MiB where Linux allows it: a batch crosses in a couple of writes, not ~20."""
     fcntl = pytest.importorskip("fcntl")

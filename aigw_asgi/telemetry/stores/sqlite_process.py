@@ -16,7 +16,11 @@ and deletes run in the worker on their own connections (SQLite's WAL lets severa
 one file, as several workers already do).
 
 The child is ``python -m aigw_asgi.telemetry.stores.sqlite_process`` with pipes on stdin and
-stdout: each message is a 4-byte length and a pickle; it answers each batch with the rows written.
+stdout: each message is two 4-byte lengths, a pickle and a blob; it answers each batch with the
+rows written. The bodies travel in the blob, as the request captured them (bytes, capped): one
+``writev`` hands them to the pipe without being copied into the pickle first, and the child
+decodes them (`body_text`). That halved what sending a 7 kB stream row costs the worker's
+thread (benchmarks/README.md, fifth pass).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
 
-from ..records import LogRecord, redact_record
+from ..records import BODY_FIELDS, LogRecord, body_text, redact_record
 from .sqlite import SQLiteLogStore
 
 try:
@@ -43,8 +47,10 @@ except ImportError:  # Windows: pipes keep their size
     fcntl = None  # type: ignore[assignment]
 
 _FIELDS = tuple(f.name for f in fields(LogRecord))
-_VALUES = operator.attrgetter(*_FIELDS)  # a record's values in field order, read in C
-_HEADER = struct.Struct(">I")
+assert _FIELDS[-2:] == BODY_FIELDS, "the bodies are a LogRecord's last two fields"
+_VALUES = operator.attrgetter(*_FIELDS[:-2])  # a record's values but the bodies, in field order, read in C
+_HEADER = struct.Struct(">II")  # the pickle's length, the blob's
+_IOV_MAX = 512  # buffers per writev (Linux allows 1024)
 _CLOSE_TIMEOUT_S = 10.0
 _PIPE_BYTES = 1 << 20
 ANSWER_TIMEOUT_S = 60.0
@@ -78,7 +84,11 @@ class ProcessSQLiteLogStore(SQLiteLogStore):
         return await self.write_unredacted(lambda: [(record, _NONE) for record in build()])
 
     async def write_unredacted(self, build: Callable[[], list[Row]]) -> int:
-        """Build the rows on the store's thread and have the child redact and write them."""
+        """Build the rows on the store's thread and have the child redact and write them.
+
+        A row's bodies may be the captured bytes (`records.raw_body`: the child decodes them) or
+        text (a row built elsewhere): both arrive as they left.
+        """
         child = self._child
         if child is None or child.poll() is not None:
             # Started from the event loop's thread (a fork-exec, ~1 ms, once per child), not the
@@ -90,11 +100,15 @@ class ProcessSQLiteLogStore(SQLiteLogStore):
     def _send(self, rows: list[Row]) -> int:
         if not rows:
             return 0
-        payload = [(_VALUES(record), extra) for record, extra in rows]
+        bodies: list[bytes] = []
+        payload = [
+            (_VALUES(record), extra, _body(record.request_body, bodies), _body(record.response_body, bodies))
+            for record, extra in rows
+        ]
         child = self._started()
         try:
-            _put(child.stdin, ("write", payload))
-            answer = _get(child.stdout, ANSWER_TIMEOUT_S)
+            _put(child.stdin, ("write", payload), bodies)
+            answer, _ = _get(child.stdout, ANSWER_TIMEOUT_S)
         except Exception as exc:
             # Dead (EOF, a broken pipe), stuck past the bound (a batch takes milliseconds; SQLite's
             # own lock wait is 5 s) or anything else mid-exchange: the conversation's state is
@@ -195,15 +209,49 @@ def _widen(stream: IO[bytes] | None) -> None:
         pass
 
 
-def _put(stream: IO[bytes] | None, message: Any) -> None:
+def _body(body: str | bytes | None, into: list[bytes]) -> str | int | None:
+    """A row's body as the pickle carries it: captured bytes go to the blob (``into``) and are
+    named by their length there; text (an already built row: an import) travels as it is."""
+    if not isinstance(body, bytes):
+        return body
+    into.append(body)
+    return len(body)
+
+
+def _records(payload: list[Any], blob: bytes) -> list[Row]:
+    """The child's side of `_send`: the rows, their bodies taken from the blob and decoded."""
+    out: list[Row] = []
+    at = 0
+    for values, extra, *bodies in payload:
+        texts: list[str | None] = []
+        for body in bodies:
+            if isinstance(body, int):
+                texts.append(body_text(blob[at : at + body], body) if body else "")
+                at += body
+            else:
+                texts.append(body)
+        out.append((LogRecord(*values, *texts), extra))
+    return out
+
+
+def _put(stream: IO[bytes] | None, message: Any, blob: Sequence[bytes] = ()) -> None:
+    """A message: its pickle and, after it, the ``blob`` parts as they are (no copy on this side)."""
     assert stream is not None
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
-    stream.flush()
+    parts = [_HEADER.pack(len(data), sum(map(len, blob))), data, *blob]
+    stream.flush()  # nothing is buffered there; writes go to the descriptor directly
+    fd = stream.fileno()
+    while parts:
+        written = os.writev(fd, parts[:_IOV_MAX])
+        while parts and written >= len(parts[0]):  # a pipe may take part of a large write
+            written -= len(parts[0])
+            parts.pop(0)
+        if written:
+            parts[0] = memoryview(parts[0])[written:]
 
 
-def _get(stream: IO[bytes] | None, timeout: float | None = None) -> Any:
-    """One message; ``timeout`` (POSIX) bounds the wait for its first byte (`TimeoutError`)."""
+def _get(stream: IO[bytes] | None, timeout: float | None = None) -> tuple[Any, bytes]:
+    """One message and its blob; ``timeout`` (POSIX) bounds the wait for its first byte (`TimeoutError`)."""
     assert stream is not None
     if timeout is not None and hasattr(select, "poll"):
         # poll, not select: a worker holding a thousand connections has descriptors past select's
@@ -215,11 +263,11 @@ def _get(stream: IO[bytes] | None, timeout: float | None = None) -> Any:
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         raise EOFError("the other end closed the pipe")
-    size = _HEADER.unpack(header)[0]
-    data = stream.read(size)
-    if len(data) < size:
+    size, blob_size = _HEADER.unpack(header)
+    data = stream.read(size + blob_size)
+    if len(data) < size + blob_size:
         raise EOFError("the other end closed the pipe")
-    return pickle.loads(data)
+    return pickle.loads(data[:size]), data[size:]
 
 
 def _serve(inbox: IO[bytes], outbox: IO[bytes]) -> None:
@@ -227,7 +275,7 @@ def _serve(inbox: IO[bytes], outbox: IO[bytes]) -> None:
     from ...redact import Redactor
 
     try:
-        kind, settings = _get(inbox)
+        (kind, settings), _ = _get(inbox)
     except EOFError:
         return  # the worker went away before its first batch
     if kind != "start":
@@ -239,13 +287,13 @@ def _serve(inbox: IO[bytes], outbox: IO[bytes]) -> None:
     try:
         while True:
             try:
-                message = _get(inbox)
+                message, blob = _get(inbox)
             except EOFError:
                 return  # the worker is gone: nothing more will come
             if message[0] != "write":
                 return
             try:
-                records = [redact_record(LogRecord(*values), redactor, extra) for values, extra in message[1]]
+                records = [redact_record(record, redactor, extra) for record, extra in _records(message[1], blob)]
                 written = store._write(records)
             except Exception as exc:  # the class name only: a message may quote a row
                 _put(outbox, ("error", type(exc).__name__))
