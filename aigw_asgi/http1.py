@@ -135,6 +135,10 @@ class Http1Response:
     def stream(self) -> Http1Response:
         return self
 
+    def complete(self) -> bool:
+        """The body has arrived and every byte of it was handed out."""
+        return self._done and not self._chunks
+
     def __aiter__(self) -> Http1Response:
         return self
 

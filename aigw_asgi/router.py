@@ -279,6 +279,7 @@ class ProviderRouter:
         captured: list[bytes] = []
         captured_size = 0
         cap = self.log_body_cap if streamed else _MAX_USAGE_BODY
+        last = b""  # the final chunk, when the upstream had finished by the time it was read
         try:
             await send({"type": "http.response.start", "status": resp.status, "headers": headers})
             try:
@@ -293,9 +294,13 @@ class ProviderRouter:
                             chunk = tracker.feed(chunk)
                         else:
                             tracker.feed(decoder.decompress(chunk))
-                        if not chunk:
-                            continue
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    if resp.complete():
+                        # Nothing more will come: this chunk ends the body (one message through
+                        # every layer and one write to the client fewer than a separate end).
+                        last = chunk
+                        break
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except UpstreamStreamError as exc:
                 ctx.broke(f"upstream stream broke ({exc})", ErrorType.STREAM_ERROR)
                 if tracker is None:
@@ -319,7 +324,7 @@ class ProviderRouter:
             tail = tracker.finish() if tracker is not None and decoder is None else b""
             # After a client that left at the terminal event, the server drops this message; the
             # layers above (the cache's recording) still see the answer end.
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            await send({"type": "http.response.body", "body": last + tail if tail else last, "more_body": False})
             watch.stop()
         except OSError:
             # ASGI >= 2.4 servers raise OSError from send() once the client is gone; after the
@@ -373,6 +378,9 @@ class _BufferedResponse:
 
     async def stream(self) -> AsyncIterator[bytes]:
         yield self.body
+
+    def complete(self) -> bool:
+        return False  # the one chunk then the end: a buffered error answer is no hot path
 
     async def aclose(self) -> None:
         return None

@@ -36,6 +36,15 @@ class UpstreamResponse(Protocol):
         """The body as it arrives; raises `UpstreamStreamError` if the connection breaks."""
         ...
 
+    def complete(self) -> bool:
+        """Whether the whole body has arrived and been handed out (the next read would end it).
+
+        Never waits; ``False`` when unsure. The router then sends the chunk it holds as the
+        body's last message instead of a separate empty one, and reads no further (a transport
+        that answers ``True`` must treat the body as read to the end: its connection is reused).
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release the connection (closing it if the body was not read to the end)."""
         ...
@@ -75,6 +84,12 @@ class _AiohttpResponse:
 
     def stream(self) -> AsyncIterator[bytes]:
         return _AiohttpChunks(self)
+
+    def complete(self) -> bool:
+        if self._resp.content.at_eof():  # the payload ended and nothing of it is left unread
+            self._done = True
+            return True
+        return False
 
     async def aclose(self) -> None:
         if self._done:
@@ -185,6 +200,9 @@ class _HttpxResponse:
                 yield chunk
         except httpx.HTTPError as exc:
             raise UpstreamStreamError(type(exc).__name__) from exc
+
+    def complete(self) -> bool:
+        return False  # httpx does not say without a read: the router reads on to the end
 
     async def aclose(self) -> None:
         await self._resp.aclose()

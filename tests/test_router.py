@@ -25,6 +25,9 @@ class BrokenErrorBody:
         yield b'{"error":{"message":"Incorrect API key provided: ' + SECRET.encode()
         raise UpstreamStreamError("ServerDisconnectedError")
 
+    def complete(self) -> bool:
+        return False
+
     async def aclose(self) -> None:
         return None
 

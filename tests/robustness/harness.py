@@ -108,6 +108,9 @@ class CannedResponse:
                 raise UpstreamStreamError("ClientPayloadError")
             yield chunk
 
+    def complete(self) -> bool:
+        return False
+
     async def aclose(self) -> None:
         pass
 
