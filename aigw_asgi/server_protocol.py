@@ -31,6 +31,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _IDLE, _HEAD, _BODY, _UPGRADED = range(4)
 _BODY_GRACE_S = 1.0  # the gateway's own 408 (same deadline, from the same moment) answers first
+_LINGER_S = 2.0  # after a refusal, how long what the client still sends is read and dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._lingering = False
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -85,6 +87,8 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # refused: the rest of what the client sends is read and dropped
         super().data_received(data)
         if self.parser is None or self.transport.is_closing():
             return
@@ -167,7 +171,21 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _refuse(self, response: bytes) -> None:
+        """Answer ``response`` and end the connection, without losing the answer to a reset.
+
+        Closing a socket with unread bytes in it makes the kernel reset the connection, and a
+        reset can discard the answer before the client reads it (a client still sending its
+        oversized headers got ECONNRESET instead of the 431). So, like nginx's lingering close:
+        the answer goes out with a FIN, what still arrives is read and dropped, and the socket
+        closes when the client closes its side or after `_LINGER_S`.
+        """
         self._disarm()
-        if not self._busy():  # never a second answer in the middle of one
-            self.transport.write(response)
-        self.transport.close()
+        if self._busy() or not self.transport.can_write_eof():  # never a second answer mid-answer
+            if not self._busy():
+                self.transport.write(response)
+            self.transport.close()
+            return
+        self.transport.write(response)
+        self.transport.write_eof()
+        self._lingering = True
+        self._head_timer = self.loop.call_later(_LINGER_S, self.transport.close)
