@@ -33,11 +33,12 @@ as the other transports (aigw_asgi.transport).
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import ssl
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohappyeyeballs
 import httptools
@@ -68,14 +69,17 @@ class _Lost(Exception):
 class _Origin:
     """One scheme, host and port: its idle connections and what every request to it writes."""
 
-    __slots__ = ("base", "host", "port", "tls", "host_line", "idle")
+    __slots__ = ("base", "host", "port", "tls", "host_line", "basic_auth", "idle")
 
-    def __init__(self, base: str, host: str, port: int, tls: bool, host_line: str) -> None:
+    def __init__(
+        self, base: str, host: str, port: int, tls: bool, host_line: str, basic_auth: str | None = None
+    ) -> None:
         self.base = base
         self.host = host
         self.port = port
         self.tls = tls
         self.host_line = host_line
+        self.basic_auth = basic_auth  # "user:password@" in the provider's URL, as aiohttp sent it
         self.idle: list[_Connection] = []
 
 
@@ -386,6 +390,8 @@ class Http1Transport:
         if self._loop is not loop:
             self._adopt(loop)
         origin, target = self._origin(url)
+        if origin.basic_auth is not None and not any(k.lower() == "authorization" for k, _ in headers):
+            headers = [*headers, ("authorization", origin.basic_auth)]
         data = _head(method, target, origin.host_line, headers, body)
         retried = False
         while True:
@@ -447,7 +453,11 @@ class Http1Transport:
         host_line = f"host: {shown}" if port in (None, default) else f"host: {shown}:{port}"
         if len(self._origins) >= _MAX_ORIGINS:
             self._origins = {k: o for k, o in self._origins.items() if o.idle}
-        origin = self._origins[base] = _Origin(base, host, port or default, tls, host_line)
+        basic_auth = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            basic_auth = "Basic " + base64.b64encode(pair).decode("ascii")
+        origin = self._origins[base] = _Origin(base, host, port or default, tls, host_line, basic_auth)
         return origin
 
     async def _connection(self, origin: _Origin) -> _Connection:

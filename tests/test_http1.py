@@ -179,6 +179,22 @@ async def test_interim_answers_are_skipped_and_headers_kept_as_sent(serve_with: 
         await transport.aclose()
 
 
+async def test_credentials_in_the_provider_url_become_basic_auth(serve_with: Any) -> None:
+    """``https://user:pass@host`` (a self-hosted model behind a proxy): sent as aiohttp sent it,
+    unless the request carries its own Authorization."""
+    transport = Http1Transport()
+    try:
+        server = await serve_with(keep_alive(OK))
+        url = server.url.replace("http://", "http://us%40er:p%3Ass@") + "/x"
+        await read(await transport.request("POST", url, [], b"{}"))
+        await read(await transport.request("POST", url, [("Authorization", "Bearer own")], b"{}"))
+        first, second = (r.split(b"\r\n\r\n")[0].split(b"\r\n") for r in server.requests)
+        assert b"authorization: Basic dXNAZXI6cDpzcw==" in first  # base64("us@er:p:ss")
+        assert b"Authorization: Bearer own" in second and not any(b"Basic" in line for line in second)
+    finally:
+        await transport.aclose()
+
+
 async def test_a_head_answer_ends_at_its_headers(serve_with: Any) -> None:
     transport = Http1Transport(UpstreamConfig(idle_timeout_ms=5000))
     try:
