@@ -478,6 +478,10 @@ class Http1Transport:
             self._waiters.append(waiter)
             try:
                 await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, then cancelled: the room it was told of goes to the next
+                raise
             finally:
                 if not waiter.done():
                     waiter.cancel()

@@ -223,6 +223,33 @@ async def test_connections_are_reused_and_bounded(serve_with: Any) -> None:
         await transport.aclose()
 
 
+async def test_a_waiter_cancelled_after_being_woken_passes_the_room_on(serve_with: Any) -> None:
+    """With the pool full, a request woken for a free slot that is cancelled before it runs must
+    hand the slot to the next waiter, not strand it (the pool's own bookkeeping, driven directly:
+    the interleaving cannot be forced from outside)."""
+    transport = Http1Transport(UpstreamConfig(max_connections=1))
+    try:
+        server = await serve_with(keep_alive(OK))
+        await read(await transport.request("POST", f"{server.url}/x", [], b"{}"))  # the loop adopted
+        origin, _ = transport._origin(f"{server.url}/x")
+        for conn in origin.idle:
+            conn.discard()  # the slot is free again: take it by hand, as a request in flight would
+        origin.idle.clear()
+        transport._open = 1
+        quitter = asyncio.create_task(transport._connection(origin))
+        patient = asyncio.create_task(transport._connection(origin))
+        await asyncio.sleep(0.01)  # both wait for the slot
+        transport._slot_freed()  # the slot comes back: the first waiter is woken...
+        quitter.cancel()  # ...and cancelled before it runs
+        conn = await asyncio.wait_for(patient, 2)  # the second gets the slot
+        assert conn.counted and transport._open == 1
+        conn.discard()
+        with pytest.raises(asyncio.CancelledError):
+            await quitter
+    finally:
+        await transport.aclose()
+
+
 async def test_keepalive_expiry_opens_a_new_connection(serve_with: Any) -> None:
     transport = Http1Transport(UpstreamConfig(keepalive_s=0))
     try:
