@@ -47,8 +47,8 @@ from .config import UpstreamConfig
 from .errors import InvalidRequest, UpstreamStreamError, UpstreamTimeout, UpstreamUnreachable
 
 HIGH_WATER = 256 * 1024
-"""Bytes of a response waiting for the client above which the upstream socket is not read."""
-LOW_WATER = 64 * 1024
+"""Bytes of a response waiting for the client above which the upstream socket is not read
+(reading resumes once the client has taken what waited)."""
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _WITH_LENGTH = frozenset({"POST", "PUT", "PATCH"})  # an empty body still says Content-Length: 0
 _SWEEP_EVERY_S = 30.0
@@ -59,11 +59,8 @@ _HAPPY_EYEBALLS_S = 0.25  # RFC 8305's delay before trying the next address fami
 
 
 class _Lost(Exception):
-    """The connection ended before any of a response arrived (a pooled one may be stale)."""
-
-    def __init__(self, cause: str) -> None:
-        super().__init__(cause)
-        self.cause = cause
+    """The connection ended before any of a response arrived (a pooled one may be stale); the
+    message names the cause."""
 
 
 class _Origin:
@@ -79,7 +76,7 @@ class _Origin:
         self.port = port
         self.tls = tls
         self.host_line = host_line
-        self.basic_auth = basic_auth  # "user:password@" in the provider's URL, as aiohttp sent it
+        self.basic_auth = basic_auth  # Authorization for "user:password@" in the URL, as aiohttp sent it
         self.idle: list[_Connection] = []
 
 
@@ -382,7 +379,7 @@ class Http1Transport:
                 return await self._request(method, url, headers, body)
         except TimeoutError:
             raise UpstreamTimeout() from None
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:  # ssl.SSLError and socket.gaierror included
             raise UpstreamUnreachable(f"Failed to get response from provider ({type(exc).__name__})") from None
 
     async def _request(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Http1Response:
@@ -404,7 +401,7 @@ class Http1Transport:
                 if reused and not retried and method in _IDEMPOTENT:
                     retried = True  # the server closed it while it sat in the pool
                     continue
-                raise UpstreamUnreachable(f"Failed to get response from provider ({lost.cause})") from None
+                raise UpstreamUnreachable(f"Failed to get response from provider ({lost})") from None
             except BaseException:
                 conn.discard()  # cancelled or timed out mid-exchange: the connection's state is unknown
                 raise
@@ -469,7 +466,7 @@ class Http1Transport:
                 now = loop.time()
                 while idle:
                     conn = idle.pop()  # the most recently used: the least likely to be stale
-                    if not conn.closed and now - conn.idle_since < self._keepalive_s:
+                    if self._reusable(conn, now):
                         return conn
                     conn.discard()
             if self._open < self._limit or self._close_one_idle():
@@ -554,13 +551,19 @@ class Http1Transport:
         oldest.discard()
         return self._open < self._limit
 
+    def _reusable(self, conn: _Connection, now: float) -> bool:
+        """An idle connection still fit to carry a request: open, and idle less than ``keepalive_s``."""
+        return not conn.closed and now - conn.idle_since < self._keepalive_s
+
     def _sweep(self, now: float) -> None:
-        """Close the connections idle past ``keepalive_s`` (or already closed by the server)."""
+        """Close the idle connections no longer `_reusable`."""
         self._swept = now
         for origin in self._origins.values():
-            keep = [c for c in origin.idle if not c.closed and now - c.idle_since < self._keepalive_s]
+            keep: list[_Connection] = []
             for conn in origin.idle:
-                if conn not in keep:
+                if self._reusable(conn, now):
+                    keep.append(conn)
+                else:
                     conn.discard()
             origin.idle[:] = keep
 

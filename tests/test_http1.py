@@ -21,6 +21,7 @@ from aigw_asgi.config import UpstreamConfig
 from aigw_asgi.errors import InvalidRequest, UpstreamUnreachable
 from aigw_asgi.http1 import HIGH_WATER, Http1Transport
 from aigw_asgi.transport import UpstreamStreamError
+from tests.test_transport import read
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -118,13 +119,6 @@ async def serve_with() -> Any:
     yield start
     for server in servers:
         await server.close()
-
-
-async def read(resp: Any) -> bytes:
-    try:
-        return b"".join([chunk async for chunk in resp.stream()])
-    finally:
-        await resp.aclose()
 
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
