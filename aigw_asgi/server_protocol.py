@@ -180,12 +180,13 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         closes when the client closes its side or after `_LINGER_S`.
         """
         self._disarm()
-        if self._busy() or not self.transport.can_write_eof():  # never a second answer mid-answer
-            if not self._busy():
-                self.transport.write(response)
+        busy = self._busy()
+        if not busy:  # never a second answer in the middle of one
+            self.transport.write(response)
+        if busy or not self.transport.can_write_eof():
             self.transport.close()
             return
-        self.transport.write(response)
         self.transport.write_eof()
         self._lingering = True
+        # In the head timer's slot: `_disarm` (at connection_lost) cancels it with the others.
         self._head_timer = self.loop.call_later(_LINGER_S, self.transport.close)
