@@ -4,8 +4,8 @@ The transport is the hot path's biggest cost, so the router talks to this protoc
 implementation is a setting (``upstream.transport``):
 
 - ``"builtin"`` (the default): `aigw_asgi.http1.Http1Transport`, the gateway's own HTTP/1.1
-  client; the bare pass-through on it spends ~25 µs of Python per request where aiohttp's client
-  spends ~135 (in-process, benchmarks/README.md, fifth pass).
+  client; the bare pass-through on it spends ~41 µs of CPU per request where the same
+  pass-through on aiohttp spends ~141 (in-process, benchmarks/README.md, fifth pass).
 - ``"aiohttp"``: `AiohttpTransport`, a thin seam over ``aiohttp.ClientSession``.
 - ``"httpx"``: `HttpxTransport`, httpx's API (or any ``httpx.AsyncClient`` you inject, e.g. with
   the ``httpx-aiohttp`` transport). On its own pool it spent ~1.8 ms CPU per request and fell to

@@ -4,10 +4,11 @@ The request path only calls `LogWriter.submit`, a ``put_nowait`` on a bounded qu
 task drains the queue in batches of ``logs.batch_size`` rows at most every ``logs.flush_interval_ms``:
 it builds the rows (one per upstream attempt; decoding and redacting bodies) on a worker thread and
 hands them to the `LogStore` (a store with ``write_unredacted``, the SQLite writer process, takes
-them unredacted and redacts them in its own process). The task starts lazily in the running loop
-(a mounted gateway gets no lifespan events) and `aclose` flushes and stops it. When the store
-cannot keep up and the queue is full, rows are dropped and counted (``dropped``, with a warning)
-rather than making a client wait: logs must never slow the traffic they describe.
+them with their bodies undecoded and unredacted, and decodes and redacts them in its own
+process). The task starts lazily in the running loop (a mounted gateway gets no lifespan events)
+and `aclose` flushes and stops it. When the store cannot keep up and the queue is full, rows are
+dropped and counted (``dropped``, with a warning) rather than making a client wait: logs must
+never slow the traffic they describe.
 
 A store that fails (Redis restarting, a locked or full disk) does not lose the batch at once: the
 writer retries that one batch with backoff (`RETRY_DELAYS_S`, about 15 s in all) while new rows

@@ -4,9 +4,9 @@ Why a process: a log row costs the gateway ~5 µs to build, then ~10 µs (a chat
 ~30 µs (a 7 kB stream) to redact and ~15-30 µs to insert. On a thread, the redaction holds the
 interpreter lock the event loop needs, and the insert hands the lock back and forth with it, so
 logging every request with its bodies took 15 % of a worker's throughput on chat completions
-and 25 % on streams (benchmarks/README.md). Here the worker only builds the rows and pickles
-them to a child, which redacts and writes them with the same code a thread would run
-(`redact_record`, `SQLiteLogStore`); it has an interpreter lock of its own.
+and 25 % on streams (benchmarks/README.md). Here the worker only builds the rows and sends them
+to a child, which decodes their bodies, redacts and writes them with the same code a thread would
+run (`body_text`, `redact_record`, `SQLiteLogStore`); it has an interpreter lock of its own.
 
 What does not change: every row is still redacted before it is stored (the child gets the
 gateway's secrets once, over its stdin, never on its command line), batches are written whole or
