@@ -127,12 +127,15 @@ def _bare_builtin() -> Any:
     each chunk) with `Http1Transport` in place of an aiohttp session: the floor of a Python
     pass-through on that client, beside the aiohttp floor the targets are set against.
     """
-    from aigw_asgi.http1 import Http1Transport
+    import sys
 
-    drop_request = {b"host", b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer"}
-    drop_request |= {b"transfer-encoding", b"upgrade", b"proxy-authorization", b"content-length"}
-    drop_response = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer"}
-    drop_response |= {b"transfer-encoding", b"upgrade"}
+    from aigw_asgi.http1 import Http1Transport
+    from benchmarks.run import SHARED  # the shared harness, found as run.py finds it
+
+    sys.path.insert(0, str(SHARED))
+    import bare_proxy  # type: ignore[import-not-found]  # its own header lists and body reading
+
+    drop_request, drop_response, read_body = bare_proxy._DROP_REQ, bare_proxy._DROP_RESP, bare_proxy._read_body
     transport = Http1Transport()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -143,11 +146,7 @@ def _bare_builtin() -> Any:
                 await transport.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
             return
-        message = await receive()
-        body = message.get("body", b"")
-        while message.get("more_body", False):
-            message = await receive()
-            body += message.get("body", b"")
+        body = await read_body(receive)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in drop_request]
         target = UPSTREAM + scope["path"].removeprefix("/openai")
         if scope["query_string"]:
