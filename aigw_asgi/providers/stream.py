@@ -15,15 +15,19 @@ from typing import Any
 
 from ..context import Usage
 from . import usage as _u
+from .chat_runs import (
+    CHAT_CHUNK_START as _CHAT_CHUNK_START,
+    NULL_USAGE_END as _NULL_USAGE_END,
+    RUN_MIN_BYTES,
+    plain_run,
+)
 from .sse import NDJSONParser, SSEEvent, SSEParser
 from .stream_errors import error_event
 
 _LF = 0x0A
 _SPACE = 0x20
-# A Chat Completions chunk that says no usage (what include_usage makes every chunk but the last):
-# `_openai_event` and `_feed_events` recognise it by these two ends.
-_CHAT_CHUNK_START = b'{"id":"chatcmpl-'
-_NULL_USAGE_END = b'"usage":null}'
+# A Chat Completions chunk that says no usage (what include_usage makes every chunk but the last)
+# is recognised by its two ends, `_CHAT_CHUNK_START` and `_NULL_USAGE_END` (chat_runs.py).
 
 # -- streams -----------------------------------------------------------------------------------------
 
@@ -132,15 +136,21 @@ class StreamTracker:
         Cuts the chunk's whole events itself, without an `SSEEvent` each: a Chat Completions
         chunk closed by ``"usage":null}`` with no ``"error"`` is skipped once the model is known
         (what `_openai_event` would do with it, minus the object and two calls: about half of a
-        20-event stream's tracking). Any other event goes through `_openai_event`; a trailing
-        partial event goes to the parser, as in the general path.
+        20-event stream's tracking); a read of many such chunks skips them as one run
+        (`chat_runs.plain_run`). Any other event goes through `_openai_event`; a trailing partial
+        event goes to the parser, as in the general path.
         """
         find = chunk.find
         n = len(chunk)
         pos = 0
         kept: list[bytes] | None = None  # set once an event is dropped (the injected usage chunk)
         keep_from = 0
+        runs = n >= RUN_MIN_BYTES  # a read of many events: try skipping them as a run, once
         while True:
+            if runs and (self._model is not None or self.events >= _u._MODEL_TRIES) and self._sse._started:
+                runs = False
+                pos, skipped = plain_run(chunk, pos)
+                self.events += skipped
             # A one-line event ends at its first "\n" (memchr-fast); others at the blank line.
             end = find(b"\n", pos)
             if end < 0 or end + 1 == n:
