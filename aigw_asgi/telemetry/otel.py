@@ -144,6 +144,7 @@ class _Handle:
     span: Span | None  # None: no tracer provider records spans (metrics only)
     wall_ns: int
     perf: float
+    metering: bool = True  # a meter provider records: metrics are due even for an unsampled span
 
     def ns(self, perf: float) -> int:
         return self.wall_ns + int((perf - self.perf) * 1e9)
@@ -239,7 +240,7 @@ class OTelRecorder:
             attributes=attributes,
             start_time=wall_ns - int((perf - ctx.started) * 1e9),
         )
-        return _Handle(span, wall_ns, perf)
+        return _Handle(span, wall_ns, perf, metering)
 
     def _parent(self, ctx: RequestContext) -> Any:
         """The caller's trace: ``cf-aig-otel-*`` (explicit) first, then a span already active in this
@@ -286,6 +287,10 @@ class OTelRecorder:
         try:
             answer = ctx.answer
             recording = span is not None and span.is_recording()
+            if not recording and not handle.metering:
+                # A trace the sampler dropped and no meter provider: nothing here would be kept,
+                # so none of it is built (a sampled-out request costs the sampler's decision only).
+                return
             parent = trace.set_span_in_context(span) if span is not None and recording else None
             for part in ctx.children or (ctx,):  # a universal request calls upstream only in its steps
                 if part.upstream_host is not None and part.cache_status != "HIT":

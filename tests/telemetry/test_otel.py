@@ -5,6 +5,7 @@ Providers are built per test and injected; the global OTel providers are never s
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -394,6 +395,32 @@ def test_global_noop_providers_by_default() -> None:
     handle = recorder.start(ctx, scope)
     recorder.finish(handle, answered(ctx))
     assert handle is None  # nothing would record: no span is even started
+
+
+def _counted(method: Any, calls: list[Any], *args: Any) -> Any:
+    calls.append(args)
+    return method(*args)
+
+
+def test_an_unsampled_trace_builds_only_the_metrics_a_meter_provider_keeps(otel: Otel) -> None:
+    """A trace the sampler dropped still feeds the metrics; with no meter provider either, finishing
+    the request builds nothing (docs/opentelemetry.md: sampling is the answer at high rates)."""
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    tracer_provider = TracerProvider(sampler=ALWAYS_OFF)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(otel.spans))
+    for meter_provider, metered in ((otel.meter_provider, True), (NoOpMeterProvider(), False)):
+        recorder = OTelRecorder(TelemetryConfig(), tracer_provider=tracer_provider, meter_provider=meter_provider)
+        attempts: list[Any] = []
+        recorder._upstream = functools.partial(_counted, recorder._upstream, attempts)  # type: ignore[method-assign]
+        ctx, scope = request()
+        handle = recorder.start(ctx, scope)
+        assert handle is not None and handle.span is not None and not handle.span.is_recording()
+        recorder.finish(handle, answered(ctx))
+        assert len(attempts) == (1 if metered else 0)
+    assert otel.spans.get_finished_spans() == ()
+    assert len(otel.points(sc.METRIC_REQUESTS)) == 1  # the metered recorder's request only
 
 
 _LATE_SDK = """
