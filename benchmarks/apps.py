@@ -185,6 +185,14 @@ def _full(writer: str = os.environ.get("BENCH_LOG_WRITER", "process"), **extra: 
     )
 
 
+def _full_without(logs: bool = True, payload: bool = True) -> Any:
+    """`full` without log rows at all, or with rows but no bodies: what logging costs a request."""
+    from dataclasses import replace
+
+    config = _full()
+    return Gateway(replace(config, logs=replace(config.logs, enabled=logs, collect_payload=payload)))
+
+
 def _full_otel_sdk(ratio: float | None = None) -> Any:
     _otel_sdk(ratio)
     return Gateway(_full())
@@ -222,6 +230,9 @@ VARIANTS: dict[str, Any] = {
     "full-aiohttp": lambda: Gateway(_full(upstream={"transport": "aiohttp"})),
     # the same with the log rows redacted and written on a thread of the worker (a mounted gateway)
     "full-thread": lambda: Gateway(_full(writer="thread")),
+    # the same without log rows, or with rows but no bodies (what logging costs; benchmarks/README.md)
+    "full-nologs": lambda: _full_without(logs=False),
+    "full-nopayload": lambda: _full_without(payload=False),
     # the same with the OTel SDK installed (spans recorded and exported, not just API calls)
     "full-otel-sdk": _full_otel_sdk,
     # the same, sampling one trace in ten (the SDK's parentbased_traceidratio sampler at 0.1)
