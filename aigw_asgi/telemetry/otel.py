@@ -297,6 +297,8 @@ class OTelRecorder:
                     self._upstream(handle, part, parent, recording)
             if span is not None:
                 self._server(span, ctx, answer, recording)
+            if not handle.metering:
+                return  # spans only: the API's no-op instruments would drop the samples
             requests: dict[str, str | int] = {sc.AIGW_CACHE_STATUS: ctx.cache_status}
             if ctx.status_code is not None:
                 requests[sc.HTTP_RESPONSE_STATUS_CODE] = ctx.status_code
@@ -452,6 +454,8 @@ class OTelRecorder:
             if error:
                 span.set_status(Status(StatusCode.ERROR, error))
             span.end(end_time=handle.ns(ended))
+        if not handle.metering:
+            return
         if usage.tokens_in is not None:
             self.tokens.record(usage.tokens_in, {**metric, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_INPUT})
         if usage.tokens_out is not None:

@@ -423,6 +423,36 @@ def test_an_unsampled_trace_builds_only_the_metrics_a_meter_provider_keeps(otel:
     assert len(otel.points(sc.METRIC_REQUESTS)) == 1  # the metered recorder's request only
 
 
+def test_spans_without_a_meter_provider_are_the_same_and_no_sample_is_built(otel: Otel) -> None:
+    """Tracing alone (no meter provider): the spans carry what they carry with metrics on, and
+    no metric sample is built for the API's no-op instruments."""
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    class Instrument:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def record(self, *args: Any) -> None:
+            self.calls += 1
+
+        add = record
+
+    def spans(meter_provider: Any) -> list[tuple[str, dict[str, Any]]]:
+        recorder = OTelRecorder(TelemetryConfig(), tracer_provider=otel.tracer_provider, meter_provider=meter_provider)
+        instruments = [Instrument() for _ in range(4)]
+        recorder.duration, recorder.tokens, recorder.ttfc, recorder.requests = instruments  # type: ignore[assignment]
+        ctx, scope = request()
+        ctx.stream = True
+        recorder.finish(recorder.start(ctx, scope), answered(ctx))
+        assert sum(i.calls for i in instruments) == (0 if isinstance(meter_provider, NoOpMeterProvider) else 5)
+        finished = otel.spans.get_finished_spans()
+        otel.spans.clear()
+        volatile = {sc.AIGW_LOG_ID, sc.AIGW_REQUEST_ID, sc.AIGW_EVENT_ID, sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK}
+        return sorted((s.name, {k: v for k, v in (s.attributes or {}).items() if k not in volatile}) for s in finished)
+
+    assert spans(NoOpMeterProvider()) == spans(otel.meter_provider)
+
+
 _LATE_SDK = """
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
