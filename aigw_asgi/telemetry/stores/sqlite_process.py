@@ -226,7 +226,7 @@ def _records(payload: list[Any], blob: bytes) -> list[Row]:
         texts: list[str | None] = []
         for body in bodies:
             if isinstance(body, int):
-                texts.append(body_text(blob[at : at + body], body) if body else "")
+                texts.append(body_text(blob[at : at + body], body))
                 at += body
             else:
                 texts.append(body)
