@@ -8,6 +8,7 @@ import pytest
 
 from aigw_asgi.providers.chat_runs import plain_run
 from aigw_asgi.providers.stream import StreamTracker
+from tests.providers.test_usage import state, track
 
 HEAD = b'{"id":"chatcmpl-1","object":"chat.completion.chunk","model":"gpt-x",'
 
@@ -35,10 +36,10 @@ ODD = {
 }
 
 
-def track(chunks: list[bytes], strip: bool) -> tuple[tuple[object, ...], bytes]:
-    tracker = StreamTracker("openai", strip_usage_chunk=strip)
-    out = b"".join([tracker.feed(chunk) for chunk in chunks]) + tracker.finish()
-    return (tracker.model, tracker.usage, tracker.completed, tracker.error, tracker.events), out
+def read(chunks: list[bytes], strip: bool) -> tuple[tuple[object, ...], bytes]:
+    """What the tracker makes of ``chunks``: its state and the bytes it forwarded."""
+    tracker, out = track("openai", chunks, strip_usage_chunk=strip)
+    return state(tracker), out
 
 
 def test_a_run_stops_before_the_usage_chunk_and_done() -> None:
@@ -80,10 +81,10 @@ def test_tracker_reads_runs_as_it_reads_the_stream_a_byte_at_a_time(strip: bool)
                 events.append(rng.choice(odd))
         events += [USAGE, DONE] if rng.random() < 0.8 else [DONE]
         stream = b"".join(events)
-        expected = track([stream[i : i + 1] for i in range(len(stream))], strip)
-        assert track([stream], strip) == expected
+        expected = read([stream[i : i + 1] for i in range(len(stream))], strip)
+        assert read([stream], strip) == expected
         cuts = sorted(rng.sample(range(1, len(stream)), min(4, len(stream) - 1)))
-        assert track([stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)], strip) == expected
+        assert read([stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)], strip) == expected
 
 
 def test_a_busy_read_is_skipped_as_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
