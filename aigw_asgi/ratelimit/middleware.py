@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from limits.aio.storage import MemoryStorage, Storage
@@ -38,6 +38,7 @@ from ..providers.registry import ProviderRegistry, model_from
 from ..types import ASGIApp, Message, Receive, Scope, Send
 from .keys import (
     Facts,
+    FixedCounter,
     Rule,
     client_ip,
     compile_rules,
@@ -53,6 +54,8 @@ from .storage import close_storage, logger, storage_from_uri
 
 Debits = list[tuple[Rule, RateLimiter, str]]
 """Token rules that admitted a request, with their counter keys (without window index)."""
+Check = tuple[Rule, RateLimiter, FixedCounter | None]
+"""A rule, its `limits` strategy, and for a fixed request rule the keys of its counters."""
 
 SESSION_DEBIT = "aigw.ratelimit.session_debit"
 """``ctx.extra`` key: ``async debit(tokens)`` for a WebSocket session whose token rules admitted
@@ -92,6 +95,8 @@ class RateLimitMiddleware:
         self.clock = clock
         self.needs_model = any(rule.needs_model for rule in self.rules)
         self.needs_metadata = any(rule.needs_metadata for rule in self.rules)
+        # Without a scoped rule every request counts in the same counters: no facts to resolve.
+        self._scoped = any(rule.scope for rule in self.rules)
         self.guard = Breaker(
             what="rate-limit storage",
             logger=logger,
@@ -103,13 +108,14 @@ class RateLimitMiddleware:
         self._storage = storage
         self._own_storage = storage is None
         self._guarded = True
-        self._checks: tuple[tuple[Rule, RateLimiter], ...] | None = None  # token rules first
+        self._checks: tuple[Check, ...] | None = None  # token rules first
         self._fixed: RateLimiter
+        self._incr: Callable[..., Awaitable[int]]  # the storage's own increment (fixed request rules)
         self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def _limiters(self) -> tuple[tuple[Rule, RateLimiter], ...]:
+    def _limiters(self) -> tuple[Check, ...]:
         """Rules paired with their `limits` strategy; built on first use, inside the loop."""
         if self._checks is None:
             if self._storage is None:
@@ -120,8 +126,14 @@ class RateLimitMiddleware:
             self._guarded = not isinstance(self._storage, MemoryStorage)
             fixed = self._fixed = FixedWindowRateLimiter(self._storage)
             sliding = SlidingWindowCounterRateLimiter(self._storage)
+            self._incr = self._storage.incr
             ordered = sorted(self.rules, key=lambda rule: rule.unit != "tokens")  # reads before hits
-            self._checks = tuple((rule, fixed if rule.technique == "fixed" else sliding) for rule in ordered)
+            self._checks = tuple(
+                (rule, fixed, FixedCounter(rule) if rule.unit == "requests" else None)
+                if rule.technique == "fixed"
+                else (rule, sliding, None)
+                for rule in ordered
+            )
         return self._checks
 
     async def aclose(self) -> None:
@@ -133,10 +145,11 @@ class RateLimitMiddleware:
             self._storage = None
             await close_storage(storage)
 
-    async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _store(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """``fn(*args, **kwargs)`` through the breaker; a memory storage is called directly."""
         if self._guarded:
-            return await self.guard.call(fn, *args, **kwargs)
-        return await fn(*args, **kwargs)
+            return self.guard.call(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
 
     # -- ASGI -----------------------------------------------------------------------------------
 
@@ -169,8 +182,7 @@ class RateLimitMiddleware:
         try:
             if self.needs_model and ctx.model is None and ctx.body is None:
                 receive = replay_receive(await read_body(ctx, receive, self.max_request_bytes), receive)
-            facts = self._facts(ctx)
-            refusal, debits = await self._admit(facts, read_body_model=True, ctx=ctx)
+            refusal, debits = await self._admit(ctx, read_body_model=True)
         except GatewayError as exc:  # invalid cf-aig-metadata, body too large
             _record(ctx, exc)
             await send_error(send, exc, ctx.response_headers())
@@ -178,7 +190,7 @@ class RateLimitMiddleware:
         except ClientDisconnected:
             return
         if refusal is not None:
-            self._describe(ctx, facts)
+            self._describe(ctx, self._facts(ctx))  # a refusal is rare: resolved again, as `_admit` did
             _record(ctx, refusal)
             await send_error(send, refusal, ctx.response_headers())
             return
@@ -204,7 +216,7 @@ class RateLimitMiddleware:
         """
         ctx = ensure_context(scope, self.gateway_id)
         try:
-            refusal, debits = await self._admit(self._facts(ctx), read_body_model=False, ctx=ctx)
+            refusal, debits = await self._admit(ctx, read_body_model=False)
         except GatewayError as exc:
             refusal, debits = exc, []
         if refusal is None:
@@ -227,7 +239,7 @@ class RateLimitMiddleware:
         if not self.rules and _key_rule(ctx, self.gateway_id) is None:
             return None
         try:
-            refusal, debits = await self._admit(self._facts(ctx), read_body_model=True, ctx=ctx)
+            refusal, debits = await self._admit(ctx, read_body_model=True)
         except GatewayError as exc:
             refusal, debits = exc, []
         if refusal is not None:
@@ -274,24 +286,29 @@ class RateLimitMiddleware:
         model = body.get("model") if isinstance(body, dict) else None
         return model if isinstance(model, str) and model else None
 
-    async def _admit(
-        self, facts: Facts, *, read_body_model: bool, ctx: RequestContext
-    ) -> tuple[GatewayError | None, Debits]:
-        """The refusal for this request (or ``None``) and the token rules to debit afterwards."""
+    async def _admit(self, ctx: RequestContext, *, read_body_model: bool) -> tuple[GatewayError | None, Debits]:
+        """The refusal for this request (or ``None``) and the token rules to debit afterwards.
+
+        Raises `InvalidRequest` for a malformed ``cf-aig-metadata`` when a rule is scoped by it.
+        """
+        checks = self._limiters()
+        keyed = _key_rule(ctx, self.gateway_id)
+        if keyed is not None:  # the key's own limit (keys/), after the config's rules
+            checks = (*checks, (keyed, self._fixed, None))
+        facts = self._facts(ctx) if self._scoped or keyed is not None else _UNSCOPED
         if self.needs_model and facts.model is None and read_body_model:
             facts.model = self._model(ctx, facts.provider)
         now = self.clock()
         debits: Debits = []
-        checks = self._limiters()
-        keyed = _key_rule(ctx, self.gateway_id)
-        if keyed is not None:  # the key's own limit (keys/), after the config's rules
-            checks = (*checks, (keyed, self._fixed))
-        for rule, limiter in checks:
+        for rule, limiter, counter in checks:
             key = counter_key(rule, facts)
             if key is None:
                 continue
             try:
-                if rule.unit == "tokens":
+                if counter is not None:  # a fixed request rule: what `limiter.hit` does, key kept
+                    if await self._store(self._incr, counter(key, now), rule.period) <= rule.limit:
+                        continue
+                elif rule.unit == "tokens":
                     allowed = await self._store(limiter.test, rule.item, window_key(rule, key, now))
                     if allowed:
                         debits.append((rule, limiter, key))
@@ -337,6 +354,10 @@ class RateLimitMiddleware:
                 return
             except Exception:  # never let accounting break an answer that was already sent
                 logger.exception("rate limit: token debit failed for rule %r", rule.name)
+
+
+_UNSCOPED = Facts()
+"""The facts of a request when no rule is scoped (never read: every counter key is the rule's own)."""
 
 
 class _Refused(RateLimited):

@@ -8,6 +8,7 @@ from aigw_asgi.config import RateLimitConfig, RateLimitRule
 from aigw_asgi.errors import ConfigError
 from aigw_asgi.ratelimit.keys import (
     Facts,
+    FixedCounter,
     client_ip,
     compile_rules,
     counter_key,
@@ -84,6 +85,17 @@ def test_fixed_windows_are_clock_aligned() -> None:
     assert fixed_reset_in(rule, 170.0) == pytest.approx(10.0)
     sliding = rules(limit=5, period=60, technique="sliding")["gateway"]
     assert window_key(sliding, "k", 170.0) == "k"  # limits slides it
+
+
+def test_fixed_counter_is_the_key_limits_builds_kept_per_counter_and_window() -> None:
+    rule = rules(limit=5, period=60)["gateway"]
+    counter = FixedCounter(rule)
+    first = counter("k", 120.0)
+    assert first == rule.item.key_for(window_key(rule, "k", 120.0)) == "rl/k/2/5/60/second"
+    assert counter("k", 179.9) is first  # the same counter in the same window: the key kept
+    assert counter("k", 180.0) == rule.item.key_for("k/3")  # the next window
+    assert counter("other", 180.0) == rule.item.key_for("other/3")  # another counter
+    assert counter("k", 180.0) == rule.item.key_for("k/3")
 
 
 def test_provider_from_path() -> None:

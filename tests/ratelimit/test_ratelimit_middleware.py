@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from limits.aio.strategies import FixedWindowRateLimiter
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -18,6 +19,8 @@ from aigw_asgi._asgi import lifespan_loop
 from aigw_asgi.config import RateLimitConfig, RateLimitRule
 from aigw_asgi.context import RequestContext, ensure_context
 from aigw_asgi.ratelimit import RateLimitMiddleware
+from aigw_asgi.ratelimit.keys import window_key
+from aigw_asgi.ratelimit.memory import LoopMemoryStorage
 from tests.servers import RedisClusterServer, RedisServer, ServerThread
 
 
@@ -288,3 +291,43 @@ async def test_check_and_debit_for_websocket_api_messages() -> None:
         assert dict(error.headers)[b"ratelimit-limit"] == b"20"
     finally:
         await limiter.aclose()
+
+
+async def test_fixed_request_rules_count_in_the_counter_limits_reads() -> None:
+    """A fixed request rule is counted by the middleware itself (the storage's increment, its key
+    kept between requests): `limits`' own FixedWindowRateLimiter must read the same counter, or a
+    429 would report another window's stats; gateway-wide and token-scoped rules alike."""
+    clock = Clock(1_000_020.0)
+    storage = LoopMemoryStorage()
+    config = RateLimitConfig(
+        limit=5, period=60, rules=[RateLimitRule(4, 60, name="per-token", scope=["token"], technique="fixed")]
+    )
+    limiter = RateLimitMiddleware(Inner(), config, storage=storage, clock=clock)
+
+    async def request(token: str) -> int:
+        scope = {"type": "http", "method": "POST", "path": "/openai/chat/completions", "headers": [], "state": {}}
+        ensure_context(scope).token_name = token
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}"}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await limiter(scope, receive, send)
+        return int(sent[0]["status"])
+
+    async def remaining(rule_name: str, key: str) -> int:
+        rule = next(rule for rule in limiter.rules if rule.name == rule_name)
+        stats = await FixedWindowRateLimiter(storage).get_window_stats(rule.item, window_key(rule, key, clock.now))
+        return int(stats.remaining)
+
+    assert [await request("a") for _ in range(2)] + [await request("b")] == [200, 200, 200]
+    assert await remaining("gateway", "default/gateway") == 2
+    assert await remaining("per-token", "default/per-token/a") == 2
+    assert await remaining("per-token", "default/per-token/b") == 3
+    assert [await request("a") for _ in range(3)] == [200, 200, 429]  # a's fourth, then a's fifth
+    clock.now += 60  # the next window: new counters, a new key
+    assert await request("a") == 200
+    assert await remaining("gateway", "default/gateway") == 4
