@@ -107,3 +107,92 @@ def test_cache_hits_and_errors() -> None:
     upstream_error = context(status_code=429, error_type="429", ended=time.perf_counter())
     (row,) = records_from_context(upstream_error, settings())
     assert row.success is False and row.error == "HTTP 429"
+
+
+def test_every_field_of_a_row_is_what_its_context_says() -> None:
+    """Every request's row is built positionally (the log writer's thread builds one per request):
+    each field, by name, must hold what the context says. Across the two contexts the four flags
+    (success, cached, custom_cost, stream) take four different pairs of values, and every other
+    field a value of its own, so no two fields can trade places unseen."""
+    from dataclasses import asdict
+
+    def expected(ctx: RequestContext, **fields: object) -> dict[str, object]:
+        base: dict[str, object] = {
+            "id": ctx.log_id,
+            "created_at": ctx.started_at,
+            "gateway": "g",
+            "provider": "openai",
+            "model": "gpt-4o-mini-2024-07-18",
+            "path": "/openai/chat/completions",
+            "method": "POST",
+            "step": 3,
+            "attempt": 1,
+            "event_id": "ev-7",
+            "request_id": ctx.request_id,
+            "duration_ms": 20.0,
+            "ttft_ms": 10.0,
+            "tokens_in": 11,
+            "tokens_out": 22,
+            "cached_tokens_in": 3,
+            "cost": 0.25,
+            "metadata": {"team": "blue"},
+            "token_name": "tok",
+            "client_ip": "10.1.2.3",
+            "user_agent": "ua/1",
+            "cache_key": "openai:abc",
+            "rate_limited_by": "per-ip",
+            "feedback": None,
+            "score": None,
+            "request_body": '{"model":"gpt-4o-mini"}',
+            "response_body": "answer",
+        }
+        return {**base, **fields}
+
+    def build(**fields: object) -> RequestContext:
+        ctx = context(
+            [(b"cf-aig-metadata", b'{"team":"blue"}')],
+            body=b'{"model":"gpt-4o-mini"}',
+            response_body=b"answer",
+            response_model="gpt-4o-mini-2024-07-18",
+            client_ip="10.1.2.3",
+            user_agent="ua/1",
+            event_id="ev-7",
+            token_name="tok",
+            step=3,
+            usage=Usage(tokens_in=11, tokens_out=22, cached_tokens_in=3),
+            cost=0.25,
+            cache_key="openai:abc",
+            rate_limited_by="per-ip",
+            **fields,
+        )
+        ctx.first_byte, ctx.ended = ctx.started + 0.01, ctx.started + 0.02
+        return ctx
+
+    failed = build(
+        status_code=502, error="upstream broke", error_type="UpstreamX", cache_status="HIT", custom_cost=True
+    )
+    (row,) = records_from_context(failed, settings())
+    assert asdict(row) == expected(
+        failed,
+        status_code=502,
+        success=False,
+        cached=True,
+        custom_cost=True,
+        error="upstream broke",
+        error_type="UpstreamX",
+        stream=False,
+        cache_status="HIT",
+    )
+    answered = build(status_code=200, cache_status="MISS", custom_cost=True)
+    (row,) = records_from_context(answered, settings())
+    assert asdict(row) == expected(
+        answered,
+        status_code=200,
+        success=True,
+        cached=False,
+        custom_cost=True,
+        error=None,
+        error_type=None,
+        stream=False,
+        cache_status="MISS",
+    )
