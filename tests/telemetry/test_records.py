@@ -168,31 +168,17 @@ def test_every_field_of_a_row_is_what_its_context_says() -> None:
         ctx.first_byte, ctx.ended = ctx.started + 0.01, ctx.started + 0.02
         return ctx
 
-    failed = build(
-        status_code=502, error="upstream broke", error_type="UpstreamX", cache_status="HIT", custom_cost=True
-    )
-    (row,) = records_from_context(failed, settings())
-    assert asdict(row) == expected(
-        failed,
-        status_code=502,
-        success=False,
-        cached=True,
-        custom_cost=True,
-        error="upstream broke",
-        error_type="UpstreamX",
-        stream=False,
-        cache_status="HIT",
-    )
-    answered = build(status_code=200, cache_status="MISS", custom_cost=True)
-    (row,) = records_from_context(answered, settings())
-    assert asdict(row) == expected(
-        answered,
-        status_code=200,
-        success=True,
-        cached=False,
-        custom_cost=True,
-        error=None,
-        error_type=None,
-        stream=False,
-        cache_status="MISS",
-    )
+    # custom_cost is true and stream false in both; success and cached take the two other pairs.
+    for fields, derived in (
+        (
+            {"status_code": 502, "error": "upstream broke", "error_type": "UpstreamX", "cache_status": "HIT"},
+            {"success": False, "cached": True},
+        ),
+        (
+            {"status_code": 200, "error": None, "error_type": None, "cache_status": "MISS"},
+            {"success": True, "cached": False},
+        ),
+    ):
+        ctx = build(custom_cost=True, **fields)
+        (row,) = records_from_context(ctx, settings())
+        assert asdict(row) == expected(ctx, custom_cost=True, stream=False, **fields, **derived)
