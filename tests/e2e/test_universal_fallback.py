@@ -20,7 +20,7 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from tests.conftest import gateway_config
-from tests.fakes.upstream import FakeUpstream, RunningFake
+from tests.fakes.upstream import TIMER_SLACK_S, FakeUpstream, RunningFake
 from tests.servers import ServerThread
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -126,11 +126,6 @@ def post(server: ServerThread, body: Any, **headers: str) -> httpx.Response:
 def gaps(app: FakeUpstream) -> list[float]:
     times = [r.received_at for r in app.requests]
     return [b - a for a, b in zip(times, times[1:], strict=False)]
-
-
-TIMER_SLACK_S = 0.0015
-"""uvloop (libuv) keeps its clock in whole milliseconds, cached per loop turn: a 40 ms sleep can
-end up to 1 ms early by the monotonic clock the fake stamps requests with (seen: 39.85 ms)."""
 
 
 # -- the happy path and the headers -----------------------------------------------------------------

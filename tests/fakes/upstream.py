@@ -137,6 +137,12 @@ class RawResponse:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+TIMER_SLACK_S = 0.0015
+"""How early a delay here may end: uvloop (libuv) keeps its clock in whole milliseconds, cached per
+loop turn, so a 40 ms sleep can end up to 1 ms early by the monotonic clock requests are stamped
+with (seen: 39.85 ms). Tests that time a delay allow this much."""
+
+
 @dataclass(frozen=True)
 class Steering:
     """The knobs that decide how one request is answered; see the module docstring."""
