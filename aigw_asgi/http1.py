@@ -206,11 +206,18 @@ class _Connection(asyncio.Protocol):
         idle_s = self.pool._idle_s
         if idle_s is not None:
             self.last_read = now = self.loop.time()
-            self._timer = self.loop.call_at(now + idle_s, self._on_idle)
+            if self._timer is None:  # else the last request's timer, still armed: it re-arms from last_read
+                self._timer = self.loop.call_at(now + idle_s, self._on_idle)
         return resp
 
     def _on_idle(self) -> None:
-        """The idle bound: re-armed from the last read, or the answer fails if it was silent."""
+        """The idle bound: re-armed from the last read, or the answer fails if it was silent.
+
+        A request that ends leaves the timer armed (arming and cancelling one per request cost
+        ~2 µs of each, benchmarks/README.md, seventh pass): the next request on the connection
+        takes it over, and one that finds the connection idle in the pool lets it lapse. Closing
+        the connection cancels it (`discard`).
+        """
         self._timer = None
         if self.resp is None or self.closed:
             return
@@ -309,8 +316,7 @@ class _Connection(asyncio.Protocol):
         resp, self.resp = self.resp, None
         if resp is None:
             return
-        self._request_done()
-        resp._end()
+        resp._end()  # the idle timer stays armed for the next request (`_on_idle`)
         if self.parser is not None and self.parser.should_keep_alive() and not self._until_close:
             self.pool._release(self)
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from typing import Any
 import pytest
 
 from aigw_asgi.config import UpstreamConfig
-from aigw_asgi.errors import InvalidRequest, UpstreamUnreachable
+from aigw_asgi.errors import InvalidRequest, UpstreamTimeout, UpstreamUnreachable
 from aigw_asgi.http1 import HIGH_WATER, Http1Transport
 from aigw_asgi.transport import UpstreamStreamError
+from tests.fakes.upstream import TIMER_SLACK_S
 from tests.test_transport import read
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -240,6 +242,57 @@ async def test_a_waiter_cancelled_after_being_woken_passes_the_room_on(serve_wit
         conn.discard()
         with pytest.raises(asyncio.CancelledError):
             await quitter
+    finally:
+        await transport.aclose()
+
+
+async def test_the_idle_timer_passes_to_the_next_request_lapses_when_idle_and_ends_with_the_connection(
+    serve_with: Any,
+) -> None:
+    """One idle timer per connection, not one per request: a request that ends leaves it armed, the
+    next on the connection takes it over (still bounded from its own last read), a connection idle
+    in the pool lets it lapse, and closing the connection cancels it."""
+    transport = Http1Transport(UpstreamConfig(idle_timeout_ms=300))
+    try:
+        quick = await serve_with(keep_alive(OK))
+        await read(await transport.request("POST", f"{quick.url}/x", [], b"{}"))
+        origin, _ = transport._origin(f"{quick.url}/x")
+        (conn,) = origin.idle
+        timer = conn._timer
+        assert timer is not None and not timer.cancelled()  # left armed after the answer
+        await read(await transport.request("POST", f"{quick.url}/x", [], b"{}"))
+        assert conn._timer is timer  # the second request took it over: no new timer
+        await asyncio.sleep(0.35)  # due while the connection sits idle in the pool: it lapses
+        assert conn._timer is None and not conn.closed
+        await read(await transport.request("POST", f"{quick.url}/x", [], b"{}"))
+        assert conn._timer is not None and conn._timer is not timer  # a new request arms a new one
+        timer = conn._timer
+        conn.discard()
+        assert conn._timer is None and timer.cancelled()
+
+        # A silent answer on a connection whose timer was armed by the request before it (and
+        # falls due during it) is cut the bound after its own start, not at the older due time.
+        def quick_then_silent(server: RawServer) -> Handler:
+            async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                answered = 0
+                while await server.read_request(reader):
+                    if answered:
+                        await asyncio.sleep(2.0)
+                    answered += 1
+                    writer.write(OK)
+                    await writer.drain()
+
+            return handler
+
+        second_silent = await serve_with(quick_then_silent)
+        await read(await transport.request("POST", f"{second_silent.url}/x", [], b"{}"))
+        await asyncio.sleep(0.2)  # the first request's timer falls due ~0.1 s into the second
+        started = time.monotonic()
+        with pytest.raises(UpstreamTimeout):
+            await transport.request("POST", f"{second_silent.url}/x", [], b"{}")
+        waited = time.monotonic() - started
+        assert second_silent.connections == 1  # the second request did run on the first's connection
+        assert 0.3 - TIMER_SLACK_S <= waited < 1.0, waited
     finally:
         await transport.aclose()
 
