@@ -235,11 +235,6 @@ class _Connection(asyncio.Protocol):
         resp._fail(TimeoutError("upstream silent past upstream.idle_timeout_ms"))
         self.discard()
 
-    def _request_done(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
-
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -300,7 +295,6 @@ class _Connection(asyncio.Protocol):
         resp._headers_arrived()
         if self._head_only:  # the parser cannot know a HEAD answer has no body: stop here
             self.resp = None
-            self._request_done()
             resp._end()
             self.discard()
 
@@ -338,7 +332,9 @@ class _Connection(asyncio.Protocol):
 
     def discard(self) -> None:
         """Close the connection and give back its slot (idempotent)."""
-        self._request_done()
+        timer, self._timer = self._timer, None
+        if timer is not None:  # the idle timer is the connection's, not a request's: it ends here
+            timer.cancel()
         if not self.closed:
             self.closed = True
             if self.transport is not None:
