@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 from . import _json
 from .errors import GatewayError
 from .headers import header
+from .options import RequestOptions, parse_options
 from .types import Headers, Scope
 
 if TYPE_CHECKING:
     from .keys.model import GatewayKey
-    from .options import RequestOptions
 
 
 def uuid7() -> str:
@@ -219,8 +219,6 @@ class RequestContext:
         if self._options is None:
             if self._options_error is not None:
                 raise self._options_error
-            from .options import parse_options
-
             try:
                 self._options = parse_options(self.headers)
             except GatewayError as exc:

@@ -145,6 +145,14 @@ def test_decide(method: str, options: RequestOptions, gateway_ttl: int, expected
     assert policy.decide(method, options, gateway_ttl) == expected
 
 
+def test_decisions_are_shared_and_their_memo_stays_bounded_whatever_ttls_clients_send() -> None:
+    """A gateway's usual decision is built once; a client sending every TTL in range grows nothing."""
+    assert policy.decide("POST", RequestOptions(), 600) is policy.decide("POST", RequestOptions(), 600)
+    for ttl in range(60, 60 + 5000):
+        assert policy.decide("POST", RequestOptions(cache_ttl=ttl), 0) == policy.Decision(ttl, True)
+    assert policy._decision.cache_info().currsize <= 256
+
+
 @pytest.mark.parametrize(
     "header",
     [
