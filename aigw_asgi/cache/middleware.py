@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("aigw_asgi.cache")
 
 _MISS_HEADER = [(b"cf-aig-cache-status", b"MISS")]
+CANONICAL_MEMO = 4096
+"""JSON bodies whose key `CacheMiddleware._key` remembers by their exact bytes (~250 bytes each)."""
 
 
 class CacheMiddleware:
@@ -72,6 +74,8 @@ class CacheMiddleware:
         self.cache_streams = self.config.cache_streams
         # Single-flight: entry id -> the future the in-flight leader resolves with its entry or None.
         self._inflight: dict[str, asyncio.Future[CachedResponse | None]] = {}
+        # A JSON body's exact-bytes key -> its entry id (`_key`).
+        self._canonical: dict[str, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # websocket and lifespan: nothing to cache
@@ -98,25 +102,10 @@ class CacheMiddleware:
             ctx.client_gone()
             return
         provider, rest = route
-        parsed = ctx.json() if body[:1] in (b"{", b"[") else None
         known = self.providers.get(provider) if self.providers is not None else None
-        key = policy.cache_key(
-            gateway_id=self.gateway_id,
-            provider=provider,
-            method=ctx.method,
-            path=relative_path(known, rest) if known is not None else rest,
-            query=scope.get("query_string", b""),
-            credential=policy.credential_hash(ctx.headers),
-            # /compat: the body sent is a translation; the client's own body keys it too, so a
-            # field a translation leaves out (``user``) never merges two requests' entries.
-            body=policy.canonical_body(body, parsed, ctx.header(b"content-type"))
-            + (b"\x00" + policy.canonical_body(b"", ctx.cache_vary) if ctx.cache_vary is not None else b""),
-            stream=policy.stream_flag(parsed),
-            custom_key=ctx.options.cache_key,
-            token=ctx.token_name,
-            share_across_tokens=self.config.share_across_tokens,
+        key = ctx.cache_key = self._key(
+            ctx, provider, relative_path(known, rest) if known is not None else rest, scope.get("query_string", b"")
         )
-        ctx.cache_key = key
         inner_receive = replay_receive(body, receive)
 
         if not decision.read:  # cf-aig-skip-cache: fresh answer, still stored
@@ -130,7 +119,7 @@ class CacheMiddleware:
             logger.warning("cache storage get failed", exc_info=True)
             entry = None
         if entry is not None:
-            await self._replay(ctx, send, entry, provider, rest, parsed)
+            await self._replay(ctx, send, entry, provider, rest)
             return
         ctx.cache_status = "MISS"
         leader = self._inflight.get(key)
@@ -138,7 +127,7 @@ class CacheMiddleware:
             # Shielded: a waiter that goes away must not cancel the leader's result for the others.
             entry = await asyncio.shield(leader)
             if entry is not None:
-                await self._replay(ctx, send, entry, provider, rest, parsed)
+                await self._replay(ctx, send, entry, provider, rest)
                 return
             await self._fetch(ctx, scope, inner_receive, send, key, provider, decision.ttl, None)
             return
@@ -151,6 +140,66 @@ class CacheMiddleware:
                 future.set_result(None)
             if self._inflight.get(key) is future:
                 del self._inflight[key]
+
+    def _key(self, ctx: RequestContext, provider: str, path: str, query: bytes) -> str:
+        """The entry id (`policy.cache_key`); a JSON body seen before in the same bytes skips its parse.
+
+        The key reads the body canonically: parsed, then serialised with sorted keys, which cost a
+        tenth of a hit under load. A client that asks again mostly sends the same bytes, so each
+        JSON body's key is remembered under a key of its exact bytes with every other part the
+        same (`_exact`): a JSON body's canonical form depends on its bytes alone. A custom key and
+        a /compat request (keyed by its client's body too) take the usual way.
+        """
+        body = ctx.body or b""
+        credential = policy.credential_hash(ctx.headers)
+        custom_key = ctx.options.cache_key
+        json_like = body[:1] in (b"{", b"[")
+        exact = None
+        if json_like and custom_key is None and ctx.cache_vary is None:
+            exact = self._exact_key(ctx, provider, path, query, credential, body)
+            remembered = self._canonical.get(exact)
+            if remembered is not None:
+                return remembered
+        parsed = ctx.json() if json_like else None
+        key = policy.cache_key(
+            gateway_id=self.gateway_id,
+            provider=provider,
+            method=ctx.method,
+            path=path,
+            query=query,
+            credential=credential,
+            # /compat: the body sent is a translation; the client's own body keys it too, so a
+            # field a translation leaves out (``user``) never merges two requests' entries.
+            body=policy.canonical_body(body, parsed, ctx.header(b"content-type"))
+            + (b"\x00" + policy.canonical_body(b"", ctx.cache_vary) if ctx.cache_vary is not None else b""),
+            stream=policy.stream_flag(parsed),
+            custom_key=custom_key,
+            token=ctx.token_name,
+            share_across_tokens=self.config.share_across_tokens,
+        )
+        if exact is not None and isinstance(parsed, dict | list):  # bytes that are not JSON: never
+            if len(self._canonical) >= CANONICAL_MEMO:
+                self._canonical.clear()  # bounded; the bodies still asked for are parsed once more
+            self._canonical[exact] = key
+        return key
+
+    def _exact_key(
+        self, ctx: RequestContext, provider: str, path: str, query: bytes, credential: bytes, body: bytes
+    ) -> str:
+        """`policy.cache_key` over the body's exact bytes. Its stream part, ``r``, is one that
+        `policy.stream_flag` never gives, so no exact key can equal an entry's key."""
+        return policy.cache_key(
+            gateway_id=self.gateway_id,
+            provider=provider,
+            method=ctx.method,
+            path=path,
+            query=query,
+            credential=credential,
+            body=body,
+            stream=b"r",
+            token=ctx.token_name,
+            share_across_tokens=self.config.share_across_tokens,
+        )
 
     # -- miss: relay and record -------------------------------------------------------------------
 
@@ -219,13 +268,11 @@ class CacheMiddleware:
 
     # -- hit: replay --------------------------------------------------------------------------
 
-    async def _replay(
-        self, ctx: RequestContext, send: Send, entry: CachedResponse, provider: str, rest: str, parsed: Any
-    ) -> None:
+    async def _replay(self, ctx: RequestContext, send: Send, entry: CachedResponse, provider: str, rest: str) -> None:
         ctx.cache_status = "HIT"
         ctx.provider = provider
         ctx.endpoint = rest
-        ctx.model = ctx.model or entry.model or self._model(provider, rest, parsed)
+        ctx.model = ctx.model or entry.model or self._model(provider, rest, ctx)
         ctx.answered(entry.status)
         ctx.stream = entry.stream
         ctx.response_body = entry.body[: self.log_body_bytes]  # a full slice of bytes is not a copy
@@ -245,7 +292,8 @@ class CacheMiddleware:
             ctx.client_gone()
         ctx.ended = time.perf_counter()
 
-    def _model(self, provider: str, rest: str, parsed: Any) -> str | None:
+    def _model(self, provider: str, rest: str, ctx: RequestContext) -> str | None:
+        parsed = ctx.json() if (ctx.body or b"")[:1] in (b"{", b"[") else None
         if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
             return str(parsed["model"])
         if self.providers is None:

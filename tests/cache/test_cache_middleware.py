@@ -10,7 +10,7 @@ import pytest
 
 from aigw_asgi.cache import CacheMiddleware, MemoryStorage
 from aigw_asgi.config import CacheConfig
-from aigw_asgi.context import get_context
+from aigw_asgi.context import ensure_context, get_context
 
 SSE = [b'data: {"n":1}\n\n', b'data: {"n":2}\n\n', b"data: [DONE]\n\n"]
 
@@ -242,3 +242,91 @@ async def test_a_storage_that_raises_is_a_miss_not_an_error(caplog: pytest.LogCa
             resp = await client.post("/openai/a", json={})
             assert resp.status_code == 200 and resp.headers["cf-aig-cache-status"] == "MISS"
     assert app.calls == 2 and any("storage get failed" in r.getMessage() for r in caplog.records)
+
+
+class RouterLikeApp(App):
+    """Records the model as the router does, so a stored entry knows it (a hit then parses nothing)."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        ctx = get_context(scope)
+        if ctx is not None:
+            ctx.model = "m"
+        await super().__call__(scope, receive, send)
+
+
+async def _post_direct(
+    middleware: Any, body: bytes, headers: list[tuple[bytes, bytes]] | None = None, token: str | None = None
+) -> Any:
+    """One POST through ``middleware`` called directly; the request's context, as it ended.
+
+    ``token``: the gateway token's name, recorded on the context as auth does before the cache.
+    """
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "POST",
+        "path": "/openai/chat/completions",
+        "raw_path": b"/openai/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), *(headers or [])],
+        "state": {},
+    }
+    ensure_context(scope, "gw").token_name = token
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await middleware(scope, receive, send)
+    ctx = get_context(scope)
+    assert ctx is not None and sent[0]["status"] == 200
+    return ctx
+
+
+async def test_the_same_json_bytes_again_skip_the_parse_and_land_on_the_canonical_key() -> None:
+    """A body's key is remembered by its exact bytes: asked again, it is not parsed, and the key
+    is the one the canonical body gives (another spelling of the same JSON still finds it)."""
+    app = RouterLikeApp()
+    middleware = CacheMiddleware(app, CacheConfig(ttl=300), gateway_id="gw")
+    body = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0}'
+    first = await _post_direct(middleware, body)
+    again = await _post_direct(middleware, body)
+    spelled_otherwise = b'{ "temperature": 0, "messages": [{"content":"hi","role":"user"}], "model": "m" }'
+    spelled = await _post_direct(middleware, spelled_otherwise)
+    assert [c.cache_status for c in (first, again, spelled)] == ["MISS", "HIT", "HIT"]
+    assert first._json_parsed and not again._json_parsed and spelled._json_parsed
+    assert first.cache_key == again.cache_key == spelled.cache_key
+    assert again.model == "m" and app.calls == 1
+
+
+async def test_remembered_keys_keep_credentials_and_tokens_apart_and_skip_what_is_not_json() -> None:
+    app = RouterLikeApp()
+    middleware = CacheMiddleware(app, CacheConfig(ttl=300), gateway_id="gw")
+    body = b'{"model":"m","messages":[]}'
+    alice = [(b"authorization", b"Bearer sk-alice")]
+    bob = [(b"authorization", b"Bearer sk-bob")]
+    seen = [await _post_direct(middleware, body, h) for h in (alice, alice, bob, bob)]
+    assert [c.cache_status for c in seen] == ["MISS", "HIT", "MISS", "HIT"]
+    assert seen[0].cache_key != seen[2].cache_key and not seen[3]._json_parsed
+    tokens = [await _post_direct(middleware, body, token=t) for t in ("team-a", "team-a", "team-b")]
+    assert [c.cache_status for c in tokens] == ["MISS", "HIT", "MISS"]
+    assert len({c.cache_key for c in tokens}) == 2 and app.calls == 4
+    remembered = len(middleware._canonical)
+    assert remembered == 4  # alice, bob, team-a, team-b
+    not_json = await _post_direct(middleware, b"{not json")
+    assert not_json.cache_status == "MISS" and len(middleware._canonical) == remembered
+
+
+async def test_the_remembered_keys_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aigw_asgi.cache import middleware as module
+
+    monkeypatch.setattr(module, "CANONICAL_MEMO", 8)
+    middleware = CacheMiddleware(RouterLikeApp(), CacheConfig(ttl=300), gateway_id="gw")
+    for n in range(20):
+        await _post_direct(middleware, b'{"n":%d}' % n)
+        assert 1 <= len(middleware._canonical) <= 8
+    again = await _post_direct(middleware, b'{"n":19}')
+    assert again.cache_status == "HIT" and not again._json_parsed
