@@ -17,6 +17,7 @@ of calling the provider again; if it fails or is not cacheable, each waiter make
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,8 @@ logger = logging.getLogger("aigw_asgi.cache")
 
 _MISS_HEADER = [(b"cf-aig-cache-status", b"MISS")]
 CANONICAL_MEMO = 4096
-"""JSON bodies whose key `CacheMiddleware._key` remembers by their exact bytes (~250 bytes each)."""
+"""JSON bodies whose key `CacheMiddleware._key` remembers by their exact bytes (~200 bytes each)."""
+_HEADS = 256  # (route, credential, token) combinations whose hash state is kept
 
 
 class CacheMiddleware:
@@ -74,8 +76,10 @@ class CacheMiddleware:
         self.cache_streams = self.config.cache_streams
         # Single-flight: entry id -> the future the in-flight leader resolves with its entry or None.
         self._inflight: dict[str, asyncio.Future[CachedResponse | None]] = {}
-        # A JSON body's exact-bytes key -> its entry id (`_key`).
-        self._canonical: dict[str, str] = {}
+        # A JSON body's exact-bytes digest -> its entry id (`_key`); the hash states of the parts
+        # before the body, by those parts (`_exact_key`).
+        self._canonical: dict[bytes, str] = {}
+        self._heads: dict[tuple[str, str, str, bytes, bytes, str | None], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # websocket and lifespan: nothing to cache
@@ -154,7 +158,7 @@ class CacheMiddleware:
         credential = policy.credential_hash(ctx.headers)
         custom_key = ctx.options.cache_key
         json_like = body[:1] in (b"{", b"[")
-        exact = None
+        exact: bytes | None = None
         if json_like and custom_key is None and ctx.cache_vary is None:
             exact = self._exact_key(ctx, provider, path, query, credential, body)
             remembered = self._canonical.get(exact)
@@ -185,21 +189,32 @@ class CacheMiddleware:
 
     def _exact_key(
         self, ctx: RequestContext, provider: str, path: str, query: bytes, credential: bytes, body: bytes
-    ) -> str:
-        """`policy.cache_key` over the body's exact bytes. Its stream part, ``r``, is one that
-        `policy.stream_flag` never gives, so no exact key can equal an entry's key."""
-        return policy.cache_key(
-            gateway_id=self.gateway_id,
-            provider=provider,
-            method=ctx.method,
-            path=path,
-            query=query,
-            credential=credential,
-            body=body,
-            stream=b"r",
-            token=ctx.token_name,
-            share_across_tokens=self.config.share_across_tokens,
-        )
+    ) -> bytes:
+        """SHA-256 over `policy.exact_head` and the body's exact bytes: `_canonical`'s key.
+
+        The parts before the body repeat from request to request (one route, one credential), so
+        the hash's state after them is kept (`_heads`, bounded) and copied for each body.
+        """
+        tenant = None if self.config.share_across_tokens else ctx.token_name
+        head = (provider, ctx.method, path, query, credential, tenant)
+        state = self._heads.get(head)
+        if state is None:
+            if len(self._heads) >= _HEADS:
+                self._heads.clear()
+            state = self._heads[head] = hashlib.sha256(
+                policy.exact_head(
+                    gateway_id=self.gateway_id,
+                    provider=provider,
+                    method=ctx.method,
+                    path=path,
+                    query=query,
+                    credential=credential,
+                    tenant=tenant,
+                )
+            )
+        digest = state.copy()
+        digest.update(body)
+        return digest.digest()
 
     # -- miss: relay and record -------------------------------------------------------------------
 

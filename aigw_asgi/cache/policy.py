@@ -185,6 +185,28 @@ def cache_key(
     return f"{provider}:{h.hexdigest()}"
 
 
+def exact_head(
+    *, gateway_id: str, provider: str, method: str, path: str, query: bytes, credential: bytes, tenant: str | None
+) -> bytes:
+    """What an exact-bytes key hashes before the body: every part `cache_key` reads but the body
+    and the stream flag (both follow from the body's bytes), length-prefixed as there.
+
+    The middleware remembers an entry id under SHA-256(head + body) (`CacheMiddleware._key`);
+    the ``exact`` tag keeps these digests apart from any other hash of the same parts.
+    """
+    parts = (
+        b"exact",
+        gateway_id.encode(),
+        provider.encode(),
+        method.encode(),
+        path.encode(),
+        query,
+        b"" if tenant is None else b"t" + tenant.encode(),
+        credential,
+    )
+    return b"".join([len(part).to_bytes(8, "big") + part for part in parts])
+
+
 def is_stream(headers: Headers) -> bool:
     for name, value in headers:
         if name == b"content-type":

@@ -330,3 +330,18 @@ async def test_the_remembered_keys_stay_bounded(monkeypatch: pytest.MonkeyPatch)
         assert 1 <= len(middleware._canonical) <= 8
     again = await _post_direct(middleware, b'{"n":19}')
     assert again.cache_status == "HIT" and not again._json_parsed
+
+
+async def test_the_kept_hash_states_stay_bounded_and_each_credential_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aigw_asgi.cache import middleware as module
+
+    monkeypatch.setattr(module, "_HEADS", 4)
+    app = RouterLikeApp()
+    middleware = CacheMiddleware(app, CacheConfig(ttl=300), gateway_id="gw")
+    for n in range(10):
+        seen = [await _post_direct(middleware, b'{"q":1}', [(b"authorization", b"Bearer k%d" % n)]) for _ in range(2)]
+        assert [c.cache_status for c in seen] == ["MISS", "HIT"] and not seen[1]._json_parsed
+        assert 1 <= len(middleware._heads) <= 4
+    assert app.calls == 10

@@ -255,3 +255,32 @@ def test_canonical_json_is_the_same_bytes_as_before_orjson() -> None:
     assert policy.canonical_body(b"", body) == expected
     huge = {"seed": 2**70}  # orjson refuses it: the slow path still gives a key
     assert policy.canonical_body(b"", huge) == b'j{"seed":1180591620717411303424}'
+
+
+def test_exact_head_changes_with_every_part_and_never_equals_another_split() -> None:
+    base = {
+        "gateway_id": "gw",
+        "provider": "openai",
+        "method": "POST",
+        "path": "chat/completions",
+        "query": b"",
+        "credential": policy.credential_hash([]),
+        "tenant": None,
+    }
+    heads = {policy.exact_head(**base)}
+    for part, other in [
+        ("gateway_id", "gw2"),
+        ("provider", "groq"),
+        ("method", "GET"),
+        ("path", "embeddings"),
+        ("query", b"a=1"),
+        ("credential", policy.credential_hash([(b"authorization", b"Bearer k")])),
+        ("tenant", "team-a"),
+        ("tenant", ""),  # a token named "" is not the absence of a token
+    ]:
+        heads.add(policy.exact_head(**{**base, part: other}))
+    assert len(heads) == 9
+    # length-prefixed: moving bytes from one part to the next never gives the same head
+    assert policy.exact_head(**{**base, "provider": "open", "path": "aichat/completions"}) != policy.exact_head(
+        **{**base, "provider": "openai", "path": "chat/completions"}
+    )
