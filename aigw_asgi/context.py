@@ -351,10 +351,12 @@ class RequestContext:
 
     def response_headers(self) -> Headers:
         """The ``cf-aig-*`` headers every gateway-handled response carries (SPEC §3)."""
+        log_id = self.log_id.encode()
+        # Unless a client chose them, the request and event ids are the log id itself: encoded once.
         headers = [
-            (b"cf-aig-log-id", self.log_id.encode()),
-            (b"cf-aig-request-id", self.request_id.encode()),
-            (b"cf-aig-event-id", self.event_id.encode("latin-1")),
+            (b"cf-aig-log-id", log_id),
+            (b"cf-aig-request-id", log_id if self.request_id is self.log_id else self.request_id.encode()),
+            (b"cf-aig-event-id", log_id if self.event_id is self.log_id else self.event_id.encode("latin-1")),
             (b"cf-aig-step", str(self.step).encode()),
             (b"cf-aig-cache-status", b"HIT" if self.cache_status == "HIT" else b"MISS"),
         ]

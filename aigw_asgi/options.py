@@ -112,11 +112,34 @@ def parse_custom_cost(raw: str, name: str = "cf-aig-custom-cost") -> CustomCost:
     return cost
 
 
+# The headers `parse_options` reads; any other is none of its business (one set lookup a header).
+_OPTION_HEADERS = frozenset(
+    {
+        b"cf-aig-cache-ttl",
+        b"cf-cache-ttl",
+        b"cf-aig-skip-cache",
+        b"cf-skip-cache",
+        b"cf-aig-cache-key",
+        b"cf-aig-metadata",
+        b"cf-aig-collect-log",
+        b"cf-aig-collect-log-payload",
+        b"cf-aig-custom-cost",
+        b"cf-aig-request-timeout",
+        b"cf-aig-max-attempts",
+        b"cf-aig-retry-delay",
+        b"cf-aig-backoff",
+        b"cf-aig-byok-alias",
+        b"cf-aig-otel-trace-id",
+        b"cf-aig-otel-parent-span-id",
+    }
+)
+
+
 def parse_options(headers: list[tuple[bytes, bytes]]) -> RequestOptions:
     """Read every ``cf-aig-*`` header (and the legacy ``cf-cache-ttl``/``cf-skip-cache``)."""
     opts = RequestOptions()
     for raw_name, raw_value in headers:
-        if not raw_name.startswith((b"cf-aig-", b"cf-cache-ttl", b"cf-skip-cache")):
+        if raw_name not in _OPTION_HEADERS:  # cf-aig-authorization, cf-aig-event-id, the rest
             continue
         name = raw_name.decode("latin-1")
         value = raw_value.decode("latin-1")
@@ -158,6 +181,6 @@ def parse_options(headers: list[tuple[bytes, bytes]]) -> RequestOptions:
                 opts.otel_trace_id = _hex(name, value, 32)
             case "cf-aig-otel-parent-span-id":
                 opts.otel_parent_span_id = _hex(name, value, 16)
-            case _:
-                pass  # cf-aig-authorization, cf-aig-event-id and future headers
+            case _:  # pragma: no cover - _OPTION_HEADERS names exactly the cases above
+                pass
     return opts

@@ -102,6 +102,21 @@ def test_next_attempt_keeps_the_failed_one() -> None:
     assert ctx.usage.tokens_in is None
 
 
+def test_response_headers_name_each_id_as_it_stands() -> None:
+    """Request and event ids start as the log id; a retry's fresh log id and a client's event id
+    then differ from it, and each header says its own."""
+    ctx = ensure_context({"type": "http", "method": "POST", "path": "/openai/x", "headers": []}, "gw")
+    headers = dict(ctx.response_headers())
+    assert headers[b"cf-aig-log-id"] == headers[b"cf-aig-request-id"] == headers[b"cf-aig-event-id"]
+    assert headers[b"cf-aig-log-id"] == ctx.log_id.encode()
+    first = ctx.log_id
+    ctx.next_attempt(status_code=500, error="upstream 500", error_type="500")
+    ctx.event_id = "client-chosen"
+    headers = dict(ctx.response_headers())
+    assert headers[b"cf-aig-log-id"] == ctx.log_id.encode() != first.encode()
+    assert headers[b"cf-aig-request-id"] == first.encode() and headers[b"cf-aig-event-id"] == b"client-chosen"
+
+
 def test_json_parsed_once_and_reset_by_set_body() -> None:
     ctx = RequestContext("gw", "POST", "/", [], body=b'{"a":1}')
     assert ctx.json() == {"a": 1} and ctx.json() is ctx.json()

@@ -70,3 +70,18 @@ def test_invalid_values_are_400_naming_the_header(name: str, value: str) -> None
     assert message.startswith(f"Invalid header {name}: ")  # names the header, then says what it expects
     if len(value) >= 3:  # shorter values can occur in the expectation itself ("from 0 to 5000")
         assert value not in message  # no echo of arbitrary input
+
+
+def test_the_headers_read_are_exactly_the_ones_parse_options_knows() -> None:
+    """The quick name check (`_OPTION_HEADERS`) and the cases of the match must name the same
+    headers: one added to the match alone would never be read."""
+    import inspect
+    import re
+
+    from aigw_asgi import options
+
+    cases = set(re.findall(r'"(cf-[a-z-]+)"', inspect.getsource(options.parse_options)))
+    assert cases == {name.decode() for name in options._OPTION_HEADERS} and len(cases) == 16
+    others = [(b"cf-aig-authorization", b"Bearer t"), (b"cf-cache-ttl-x", b"5"), (b"x-cf-aig-backoff", b"?")]
+    ignored = parse_options(others)
+    assert ignored == options.RequestOptions()

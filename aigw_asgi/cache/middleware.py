@@ -110,11 +110,9 @@ class CacheMiddleware:
         key = ctx.cache_key = self._key(
             ctx, provider, relative_path(known, rest) if known is not None else rest, scope.get("query_string", b"")
         )
-        inner_receive = replay_receive(body, receive)
-
         if not decision.read:  # cf-aig-skip-cache: fresh answer, still stored
             ctx.cache_status = "MISS"
-            await self._fetch(ctx, scope, inner_receive, send, key, provider, decision.ttl, None)
+            await self._fetch(ctx, scope, replay_receive(body, receive), send, key, provider, decision.ttl, None)
             return
 
         try:
@@ -133,12 +131,12 @@ class CacheMiddleware:
             if entry is not None:
                 await self._replay(ctx, send, entry, provider, rest)
                 return
-            await self._fetch(ctx, scope, inner_receive, send, key, provider, decision.ttl, None)
+            await self._fetch(ctx, scope, replay_receive(body, receive), send, key, provider, decision.ttl, None)
             return
         future: asyncio.Future[CachedResponse | None] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            await self._fetch(ctx, scope, inner_receive, send, key, provider, decision.ttl, future)
+            await self._fetch(ctx, scope, replay_receive(body, receive), send, key, provider, decision.ttl, future)
         finally:
             if not future.done():
                 future.set_result(None)

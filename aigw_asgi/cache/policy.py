@@ -38,7 +38,7 @@ from ..types import Headers
 
 CUSTOM_KEY_DEFAULT_TTL = 300  # Cloudflare: a cf-aig-cache-key with no TTL anywhere lives 5 minutes
 CACHEABLE_METHODS = frozenset({"POST", "GET"})
-CREDENTIAL_HEADERS = (b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key")
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key"})
 STREAM_TYPES = (b"text/event-stream", b"application/x-ndjson")
 
 # Never stored: hop-by-hop headers (RFC 9110 §7.6.1), what the replay recomputes, and anything
