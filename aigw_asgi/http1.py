@@ -18,8 +18,8 @@ whose body is already in memory, one response relayed as it arrives), so the cli
 - back-pressure: the socket stops being read while more than `HIGH_WATER` bytes wait for a slow
   client, so a stream is never buffered without bound;
 - ``upstream.idle_timeout_ms`` bounds every silence from the request to the end of the body with
-  one timer per request that re-arms itself only when it fires, instead of a timer cancelled and
-  re-armed on every read;
+  one timer per connection that re-arms itself only when it fires (`_Connection._on_idle`),
+  instead of a timer cancelled and re-armed on every read or every request;
 - a pooled connection the server closed while it sat idle (nothing of a response arrived) is
   retried once on a new connection for idempotent methods, as aiohttp does; a POST is not
   replayed behind the client's back (the router's retry policy decides);

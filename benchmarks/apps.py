@@ -222,6 +222,8 @@ VARIANTS: dict[str, Any] = {
     "static": _static,
     "static-hit-headers": lambda: _static(hit_headers=True),
     "cache-hit": lambda: Gateway(_config(cache={"ttl": 3600})),
+    # the cache-hit gateway's own CacheMiddleware called directly: what the layers above a hit cost
+    "cache-only": lambda: Gateway(_config(cache={"ttl": 3600})).cache,
     "cache-hit-redis": lambda: Gateway(_config(cache={"ttl": 3600, "storage": REDIS})),
     # everything on: auth, rate limit, SQLite logs, OTel; the cache layer is in the pipeline but
     # caching is off (wrk repeats one body: with it on, every request would be a hit)
