@@ -149,7 +149,7 @@ class CacheMiddleware:
         The key reads the body canonically: parsed, then serialised with sorted keys, which cost a
         tenth of a hit under load. A client that asks again mostly sends the same bytes, so each
         JSON body's key is remembered under a key of its exact bytes with every other part the
-        same (`_exact`): a JSON body's canonical form depends on its bytes alone. A custom key and
+        same (`_exact_key`): a JSON body's canonical form depends on its bytes alone. A custom key and
         a /compat request (keyed by its client's body too) take the usual way.
         """
         body = ctx.body or b""
