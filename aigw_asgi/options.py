@@ -181,6 +181,4 @@ def parse_options(headers: list[tuple[bytes, bytes]]) -> RequestOptions:
                 opts.otel_trace_id = _hex(name, value, 32)
             case "cf-aig-otel-parent-span-id":
                 opts.otel_parent_span_id = _hex(name, value, 16)
-            case _:  # pragma: no cover - _OPTION_HEADERS names exactly the cases above
-                pass
     return opts

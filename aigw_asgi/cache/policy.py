@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,7 +154,7 @@ def cache_key(
     index; the id is what logs show and what ``purge(key=…)`` takes. Fields are length-prefixed so
     no two different inputs can concatenate to the same bytes.
     """
-    tenant = b"" if token is None else b"t" + token.encode()
+    tenant = _tenant(token)
     if custom_key is not None:
         parts: tuple[bytes, ...] = (
             b"custom",
@@ -180,7 +181,7 @@ def cache_key(
     # The same bytes as hashing each part in turn, in one call; the last part (the body, up to
     # the request cap) is hashed where it lies rather than copied into the joined head.
     *head, last = parts
-    h = hashlib.sha256(b"".join([len(part).to_bytes(8, "big") + part for part in head]) + len(last).to_bytes(8, "big"))
+    h = hashlib.sha256(_length_prefixed(head) + len(last).to_bytes(8, "big"))
     h.update(last)
     return f"{provider}:{h.hexdigest()}"
 
@@ -201,9 +202,19 @@ def exact_head(
         method.encode(),
         path.encode(),
         query,
-        b"" if tenant is None else b"t" + tenant.encode(),
+        _tenant(tenant),
         credential,
     )
+    return _length_prefixed(parts)
+
+
+def _tenant(token: str | None) -> bytes:
+    """A key's gateway-token part: empty without authentication, tagged so "" is a name too."""
+    return b"" if token is None else b"t" + token.encode()
+
+
+def _length_prefixed(parts: Sequence[bytes]) -> bytes:
+    """Each part after its length (8 bytes): no two different lists of parts join to the same bytes."""
     return b"".join([len(part).to_bytes(8, "big") + part for part in parts])
 
 
