@@ -40,7 +40,7 @@ def _httpx_aiohttp_transport() -> HttpxTransport:
     return HttpxTransport(client=client)
 
 
-def _otel_sdk(ratio: float | None = None) -> None:
+def _otel_sdk(ratio: float | None = None, processor: str = "batch") -> None:
     """A real OTel SDK as the global tracer provider: BatchSpanProcessor into an in-memory exporter.
 
     The exporter counts and drops what it is given (a list that kept every span would grow by
@@ -62,7 +62,12 @@ def _otel_sdk(ratio: float | None = None) -> None:
 
     # ratio: what OTEL_TRACES_SAMPLER=parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG sets up
     provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)) if ratio is not None else None)
-    provider.add_span_processor(BatchSpanProcessor(CountingExporter()))
+    if processor == "batch":
+        provider.add_span_processor(BatchSpanProcessor(CountingExporter()))
+    elif processor == "simple":
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        provider.add_span_processor(SimpleSpanProcessor(CountingExporter()))
     trace.set_tracer_provider(provider)
 
 
@@ -193,8 +198,8 @@ def _full_without(logs: bool = True, payload: bool = True) -> Any:
     return Gateway(replace(config, logs=replace(config.logs, enabled=logs, collect_payload=payload)))
 
 
-def _full_otel_sdk(ratio: float | None = None) -> Any:
-    _otel_sdk(ratio)
+def _full_otel_sdk(ratio: float | None = None, processor: str = "batch") -> Any:
+    _otel_sdk(ratio, processor)
     return Gateway(_full())
 
 
@@ -239,6 +244,10 @@ VARIANTS: dict[str, Any] = {
     "full-otel-sdk": _full_otel_sdk,
     # the same, sampling one trace in ten (the SDK's parentbased_traceidratio sampler at 0.1)
     "full-otel-sdk-sampled": lambda: _full_otel_sdk(0.1),
+    # what the SDK's spans cost without the batch queue and its thread: no processor at all, or
+    # the simple processor exporting each span inline (benchmarks/README.md, ninth pass)
+    "full-otel-sdk-noproc": lambda: _full_otel_sdk(processor="none"),
+    "full-otel-sdk-simple": lambda: _full_otel_sdk(processor="simple"),
 }
 
 
