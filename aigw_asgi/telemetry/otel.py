@@ -12,6 +12,10 @@ providers are injectable (tests use in-memory exporters) and default to the glob
 ``aigw serve`` sets up from the standard ``OTEL_*`` variables (`otlp.configure_from_env`).
 
 Never on a span: provider keys, gateway tokens, bodies (unless ``telemetry.capture_content``).
+
+Beside it: `otel_names` (the operation and provider names, pure tables), `otel_providers`
+(whether the API's providers record, the header getter for propagation), `otel_content` (the
+captured messages).
 """
 
 from __future__ import annotations
@@ -24,116 +28,30 @@ from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_provider
-from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from .._version import __version__
 from ..config import TelemetryConfig
 from ..context import RequestContext, Usage
 from ..errors import GatewayError
-from ..providers.registry import BUILTINS
-from ..types import Headers, Scope
+from ..types import Scope
 from . import semconv as sc
 from .otel_content import content_attributes
+from .otel_names import operation_name, provider_name
+from .otel_providers import (
+    HEADERS_GETTER,
+    ProxyMeterProvider,
+    global_provider,
+    metrics_api,
+    propagation_fields,
+    recording_state,
+)
+
+__all__ = ["OTelRecorder", "operation_name", "provider_name"]
 
 logger = logging.getLogger("aigw_asgi")
 
 _SCOPE = "aigw_asgi"
-
-# Upstream path endings -> gen_ai.operation.name (checked in order: "chat/completions" before
-# "completions"). Unknown paths are "_OTHER" rather than the raw segment: the path comes from
-# the client, and metric attributes must stay low-cardinality.
-_SUFFIXES: tuple[tuple[str, str], ...] = (
-    ("chat/completions", sc.OP_CHAT),
-    ("messages", sc.OP_CHAT),  # Anthropic
-    ("responses", sc.OP_CHAT),  # OpenAI Responses
-    ("chat", sc.OP_CHAT),  # Ollama /api/chat, Cohere /v2/chat
-    ("completions", sc.OP_TEXT_COMPLETION),
-    ("generate", sc.OP_TEXT_COMPLETION),  # Ollama /api/generate
-    ("embeddings", sc.OP_EMBEDDINGS),
-    ("embed", sc.OP_EMBEDDINGS),  # Ollama /api/embed, Cohere /v2/embed
-)
-# Gemini addresses the method after a colon: models/gemini-2.0-flash:generateContent
-_GEMINI_METHODS = {
-    "generateContent": sc.OP_GENERATE_CONTENT,
-    "streamGenerateContent": sc.OP_GENERATE_CONTENT,
-    "embedContent": sc.OP_EMBEDDINGS,
-    "batchEmbedContents": sc.OP_EMBEDDINGS,
-}
-
-
-def operation_name(endpoint: str | None, body: Any = None) -> str:
-    """``gen_ai.operation.name`` for an upstream path; the JSON body decides for model-addressed
-    paths (Workers AI ``@cf/...``): ``messages`` is a chat, ``prompt`` a text completion."""
-    if endpoint:
-        path = endpoint.partition("?")[0].rstrip("/")
-        _, colon, method = path.rpartition(":")
-        if colon and "/" not in method:
-            return _GEMINI_METHODS.get(method, sc.OTHER)
-        for suffix, op in _SUFFIXES:
-            if path == suffix or path.endswith("/" + suffix):
-                return op
-    if isinstance(body, dict):
-        if "messages" in body:
-            return sc.OP_CHAT
-        if "prompt" in body:
-            return sc.OP_TEXT_COMPLETION
-    return sc.OTHER
-
-
-def provider_name(slug: str | None) -> str:
-    """``gen_ai.provider.name`` from the registry; custom providers are ``_OTHER``."""
-    provider = BUILTINS.get(slug) if slug else None
-    return provider.otel_name if provider is not None else sc.OTHER
-
-
-class _HeaderGetter(Getter[Headers]):
-    """Reads raw ASGI headers (lowercase bytes) for the configured propagators."""
-
-    def get(self, carrier: Headers, key: str) -> list[str] | None:
-        name = key.lower().encode("latin-1")
-        values = [v.decode("latin-1") for k, v in carrier if k == name]
-        return values or None
-
-    def keys(self, carrier: Headers) -> list[str]:
-        return [k.decode("latin-1") for k, _ in carrier]
-
-
-_GETTER = _HeaderGetter()
-
-try:
-    from opentelemetry.metrics import _internal as _metrics_api
-    from opentelemetry.metrics._internal import _ProxyMeterProvider
-except ImportError:  # pragma: no cover - a future API without it: never taken for idle
-    _metrics_api = None  # type: ignore[assignment]
-
-    class _ProxyMeterProvider:  # type: ignore[no-redef]
-        pass
-
-
-def _global_provider(module: Any, name: str, getter: Any) -> Any:
-    """The global provider if one is set, else ``None``. Reads the API's own module global: the
-    public getter also looks up an environment variable on every call (~0.6 µs, per request here);
-    it is only used if a future API renames the global."""
-    provider = getattr(module, name, getter)
-    return getter() if provider is getter else provider
-
-
-def _state(provider: Any, proxy: type, noop: type) -> bool | None:
-    """Whether a provider records: ``False`` for a no-op, ``True`` for an SDK's, ``None`` for the
-    API's global proxy (it records once an SDK is installed, maybe after the gateway was built:
-    `OTelRecorder._active` asks the global provider per request until it is set)."""
-    if isinstance(provider, proxy):
-        return None
-    return not isinstance(provider, noop)
-
-
-def _propagation_fields(textmap: Any) -> frozenset[bytes]:
-    """The header names a propagator reads (``traceparent``, ``tracestate``, ``baggage``…)."""
-    try:
-        return frozenset(f.lower().encode("latin-1") for f in textmap.fields)
-    except Exception:  # a propagator that does not list its fields: always extract
-        return frozenset()
 
 
 @dataclass(slots=True)
@@ -165,9 +83,9 @@ class OTelRecorder:
         self.capture_content = self.config.capture_content
         tp = tracer_provider or trace.get_tracer_provider()
         mp = meter_provider or get_meter_provider()
-        # Whether spans / metrics go anywhere: see `_state`.
-        self._tracing = _state(tp, trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-        self._metering = _state(mp, _ProxyMeterProvider, NoOpMeterProvider)
+        # Whether spans / metrics go anywhere: see `recording_state`.
+        self._tracing = recording_state(tp, trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+        self._metering = recording_state(mp, ProxyMeterProvider, NoOpMeterProvider)
         self._textmap: Any = None
         self._fields: frozenset[bytes] = frozenset()
         self.tracer = tp.get_tracer(_SCOPE, __version__)
@@ -202,12 +120,12 @@ class OTelRecorder:
         """(tracing, metering): whether an SDK would receive spans / metrics right now."""
         tracing, metering = self._tracing, self._metering
         if tracing is None:
-            provider = _global_provider(trace, "_TRACER_PROVIDER", trace.get_tracer_provider)
-            if provider is not None and _state(provider, trace.ProxyTracerProvider, trace.NoOpTracerProvider):
+            provider = global_provider(trace, "_TRACER_PROVIDER", trace.get_tracer_provider)
+            if provider is not None and recording_state(provider, trace.ProxyTracerProvider, trace.NoOpTracerProvider):
                 self._tracing = tracing = True  # a global provider is set once and for all
         if metering is None:
-            provider = _global_provider(_metrics_api, "_METER_PROVIDER", get_meter_provider)
-            if provider is not None and _state(provider, _ProxyMeterProvider, NoOpMeterProvider):
+            provider = global_provider(metrics_api, "_METER_PROVIDER", get_meter_provider)
+            if provider is not None and recording_state(provider, ProxyMeterProvider, NoOpMeterProvider):
                 self._metering = metering = True
         return bool(tracing), bool(metering)
 
@@ -265,11 +183,11 @@ class OTelRecorder:
             return None  # start_span uses the current context
         textmap = propagate.get_global_textmap()
         if textmap is not self._textmap:
-            self._textmap, self._fields = textmap, _propagation_fields(textmap)
+            self._textmap, self._fields = textmap, propagation_fields(textmap)
         fields = self._fields
         if fields and not any(key in fields for key, _ in ctx.headers):
             return None  # no propagation header: a root span (what extracting nothing gives)
-        return propagate.extract(ctx.headers, getter=_GETTER)
+        return propagate.extract(ctx.headers, getter=HEADERS_GETTER)
 
     def record(self, ctx: RequestContext, scope: dict[str, Any] | None = None) -> None:
         """Trace a finished request that never went through `start` (a WebSocket message):
