@@ -330,7 +330,8 @@ async def test_analytics_agree_with_the_reference(make: StoreFactory) -> None:
     """Every store answers exactly what the pure-Python `aggregate` computes from the same rows."""
     import random
 
-    from aigw_asgi.telemetry.query import aggregate, analytics_row, matches
+    from aigw_asgi.telemetry.analytics import aggregate, analytics_row
+    from aigw_asgi.telemetry.query import matches
 
     rng = random.Random(16)
     rows = []

@@ -6,7 +6,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..query import LogQuery, aggregate, analytics_row, matches, order, page
+from ..analytics import aggregate, analytics_row
+from ..query import LogQuery, matches, order, page
 from ..records import LogRecord
 
 

@@ -28,7 +28,8 @@ from operator import attrgetter
 from typing import Any
 
 from ...errors import ConfigError
-from ..query import LogQuery, analytics_result, summary
+from ..analytics import analytics_result, summary
+from ..query import LogQuery
 from ..records import LogRecord
 from . import postgres_sql as sql
 from .base import PATCHABLE

@@ -42,7 +42,8 @@ from typing import Any
 import orjson
 
 from ...errors import ConfigError
-from ..query import Aggregator, LogQuery, aggregate, analytics_row, matches
+from ..analytics import Aggregator, aggregate, analytics_row
+from ..query import LogQuery, matches
 from ..records import LogRecord
 from .redis_index import BY, LUA, VALUES, Plan, index_members
 

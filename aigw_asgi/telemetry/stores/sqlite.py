@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from ...errors import ConfigError
 from ...sqlite_thread import enable_wal
-from ..query import LogQuery, analytics_result, walk_percentiles
+from ..analytics import analytics_result, walk_percentiles
+from ..query import LogQuery
 from ..records import LogRecord
 from . import sqlite_sql as sql
 from .base import PATCHABLE

@@ -12,7 +12,8 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
-from ..query import LogQuery, summary
+from ..analytics import summary
+from ..query import LogQuery
 from ..records import COLUMNS as RECORD_COLUMNS, LogRecord
 
 _TYPES = {"text": "TEXT", "real": "REAL", "int": "INTEGER", "bool": "INTEGER", "json": "TEXT"}
