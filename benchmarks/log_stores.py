@@ -41,7 +41,7 @@ SRC = os.environ.get("AIGW_SRC", str(ROOT))  # the aigw_asgi that fills and serv
 sys.path.insert(0, SRC)
 
 from aigw_asgi.config import LogsConfig  # noqa: E402
-from aigw_asgi.context import uuid7  # noqa: E402
+from aigw_asgi.ids import uuid7  # noqa: E402
 from aigw_asgi.telemetry.records import LogRecord  # noqa: E402
 
 try:

@@ -36,8 +36,9 @@ from urllib.parse import parse_qsl
 from .._asgi import ClientDisconnected, deny_websocket, read_body, replay_receive
 from ..breaker import Breaker, StorageDown
 from ..config import Config, validate
-from ..context import RequestContext, Usage, ensure_context, uuid7
+from ..context import RequestContext, Usage, ensure_context
 from ..errors import BudgetExhausted, GatewayError, KeyNotAllowed, StoreUnavailable, send_error
+from ..ids import uuid7
 from ..keys.policy import SAFE_METHODS, provider_of, request_model
 from ..providers.registry import ProviderRegistry
 from ..ratelimit.keys import Facts

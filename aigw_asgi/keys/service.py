@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..context import uuid7
 from ..errors import InvalidRequest, NotFound
+from ..ids import uuid7
 from .model import GatewayKey, make_key, parse_changes, rotated
 from .resolver import KeyResolver
 from .store import KeyStore

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from aigw_asgi.config import LogsConfig
-from aigw_asgi.context import uuid7
+from aigw_asgi.ids import uuid7
 from aigw_asgi.telemetry.query import parse_query
 from aigw_asgi.telemetry.records import LogRecord
 from aigw_asgi.telemetry.stores import LogStore, make_store
