@@ -1,6 +1,6 @@
 """Every limit a client or an operator can run into, in one table (a leaf module).
 
-The same range used to be written in config.py (``[retries]``), options.py (``cf-aig-*``
+The same range used to be written in config/validate.py (``[retries]``), options.py (``cf-aig-*``
 headers) and the universal step parser (``config`` objects), and could drift apart. Each is
 declared once here; validation messages are derived from it.
 """

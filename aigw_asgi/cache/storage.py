@@ -302,7 +302,7 @@ def _escape_glob(text: str) -> str:
 
 
 def storage_from_config(config: CacheConfig, gateway_id: str = "default") -> CacheStorage:
-    """The storage ``config.storage`` names (validated by config.py)."""
+    """The storage ``config.storage`` names (validated by config/validate.py)."""
     url = config.storage
     if url.startswith("memory://"):
         return MemoryStorage(config.max_bytes, config.max_entry_bytes)
