@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from ..redisclient import redis_client as shared_client
+from ..redisclient import preload_redis, redis_client as shared_client
 from .ledger import Counter, CounterState
 from .rules import escape
 
@@ -98,6 +98,7 @@ class RedisLedger:
     kind = "redis"
 
     def __init__(self, url: str, gateway_id: str = "default", *, timeout_s: float = 1.0) -> None:
+        preload_redis()  # the client is built inside the loop at first use; its imports are not
         self.url = url
         self.timeout_s = timeout_s
         self.tag = "{aigw:budget:" + escape(gateway_id) + "}"

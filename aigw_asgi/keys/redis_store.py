@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from ..errors import ConfigError
+from ..redisclient import preload_redis
 from .model import GatewayKey, NameTaken
 
 _INSERT = """
@@ -53,6 +54,7 @@ class RedisKeyStore:
         self._rows, self._names, self._version = f"{tag}:rows", f"{tag}:names", f"{tag}:version"
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        preload_redis()  # the client is built inside the loop at first use; its imports are not
 
     def _redis(self) -> Any:
         loop = asyncio.get_running_loop()

@@ -35,6 +35,7 @@ from ..config import RateLimitConfig
 from ..context import ErrorType, RequestContext, ensure_context, get_context
 from ..errors import GatewayError, RateLimited, StoreUnavailable, send_error
 from ..providers.registry import ProviderRegistry, model_from
+from ..redisclient import preload_redis
 from ..types import ASGIApp, Message, Receive, Scope, Send
 from .keys import (
     Facts,
@@ -107,6 +108,8 @@ class RateLimitMiddleware:
         )
         self._storage = storage
         self._own_storage = storage is None
+        if storage is None and not self.config.storage.startswith("memory://"):
+            preload_redis()  # the storage is built inside the loop at first use; its imports are not
         self._guarded = True
         self._checks: tuple[Check, ...] | None = None  # token rules first
         self._fixed: RateLimiter

@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 
 from ...errors import ConfigError
+from ...redisclient import preload_redis
 from ..analytics import Aggregator, aggregate, analytics_row
 from ..query import LogQuery, matches
 from ..records import LogRecord
@@ -83,6 +84,7 @@ class RedisLogStore:
         self._expired_at = 0.0
         self._lua: Any = None
         self._lua_client: Any = None
+        preload_redis()  # the client is built inside the loop at first use; its imports are not
 
     def _key(self, suffix: str) -> str:
         return f"{self.prefix}:{suffix}"
