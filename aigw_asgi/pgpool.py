@@ -9,9 +9,21 @@ starting together do not race, and a close that tolerates a loop already gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from .errors import ConfigError
+
+
+def preload_asyncpg() -> None:
+    """Import asyncpg now, where a PostgreSQL-backed part is built, not inside the event loop.
+
+    Pools bind to the loop that first uses them, so they are made at the first request; the
+    import (~300 ms cold on the bench machine) would then block that loop and every request in
+    flight on it. A missing extra is not an error here: the first use names it.
+    """
+    with contextlib.suppress(ImportError):
+        import asyncpg  # type: ignore[import-untyped]  # noqa: F401
 
 
 async def connect_pool(url: str, timeout_s: float, lock: int, schema: str) -> Any:
@@ -38,6 +50,7 @@ class LoopPool:
         self.schema = schema
         self._pool: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        preload_asyncpg()  # the pool is made inside the loop at first use; its imports are not
         self._creating: asyncio.Lock | None = None
 
     async def get(self) -> Any:

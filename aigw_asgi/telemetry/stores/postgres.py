@@ -28,6 +28,7 @@ from operator import attrgetter
 from typing import Any
 
 from ...errors import ConfigError
+from ...pgpool import preload_asyncpg
 from ..analytics import analytics_result, summary
 from ..query import LogQuery
 from ..records import LogRecord
@@ -121,6 +122,7 @@ class PostgresLogStore:
         self._lock: asyncio.Lock | None = None
         self._counted_at = 0.0
         self._expired_at = 0.0
+        preload_asyncpg()  # the pool is made inside the loop at first use; its imports are not
 
     # -- connection -----------------------------------------------------------------------------
 
