@@ -9,21 +9,15 @@ starting together do not race, and a close that tolerates a loop already gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
+from ._lazy import preload
 from .errors import ConfigError
 
 
 def preload_asyncpg() -> None:
-    """Import asyncpg now, where a PostgreSQL-backed part is built, not inside the event loop.
-
-    Pools bind to the loop that first uses them, so they are made at the first request; the
-    import (~300 ms cold on the bench machine) would then block that loop and every request in
-    flight on it. A missing extra is not an error here: the first use names it.
-    """
-    with contextlib.suppress(ImportError):
-        import asyncpg  # type: ignore[import-untyped]  # noqa: F401
+    """Import asyncpg where a PostgreSQL-backed part is built, not in the loop at its first use (`preload`)."""
+    preload("asyncpg")
 
 
 async def connect_pool(url: str, timeout_s: float, lock: int, schema: str) -> Any:

@@ -9,21 +9,14 @@ an outage (a breaker, fail open or closed).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
+
+from ._lazy import preload
 
 
 def preload_redis() -> None:
-    """Import redis-py now, where a Redis-backed part is built, not inside the event loop.
-
-    Clients bind to the loop that first uses them, so they are built at the first request; the
-    import (~150-200 ms on the bench machine) would then block that loop and every request in
-    flight on it. A missing extra is not an error here: the first use names it.
-    """
-    with contextlib.suppress(ImportError):
-        import redis.asyncio
-        import redis.asyncio.retry
-        import redis.backoff  # noqa: F401
+    """Import redis-py where a Redis-backed part is built, not in the loop at its first use (`preload`)."""
+    preload("redis.asyncio", "redis.asyncio.retry", "redis.backoff")
 
 
 def redis_client(url: str, *, timeout_s: float, retries: int = 0, max_connections: int | None = None) -> Any:

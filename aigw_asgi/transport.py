@@ -22,6 +22,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol, TypeVar
 
+from ._lazy import preload
 from .config import UpstreamConfig
 from .errors import UpstreamStreamError, UpstreamTimeout, UpstreamUnreachable
 
@@ -132,6 +133,7 @@ class AiohttpTransport:
     def __init__(self, config: UpstreamConfig | None = None):
         self.config = config or UpstreamConfig()
         self._session: Any = None
+        preload("aiohttp")  # the session is made inside the loop at first use; its import is not
 
     def _make_session(self) -> Any:
         import aiohttp
@@ -217,6 +219,8 @@ class HttpxTransport:
         self._owned = client is None
         if client is not None:
             _refuse_cookies(client)
+        else:
+            preload("httpx")  # the client is made inside the loop at first use; its import is not
 
     def _make_client(self) -> Any:
         import httpx

@@ -1,19 +1,25 @@
-"""`redisclient.preload_redis`, `pgpool.preload_asyncpg`: every Redis- or PostgreSQL-backed part
-imports its driver where it is built.
+"""`_lazy.preload` and `_lazy.import_off_loop`: no library is imported inside the event loop.
 
-Their clients and pools are made inside the event loop at first use (they bind to it); the import
-alone took ~150-200 ms (redis-py) and ~300 ms (asyncpg) on the bench machine, which would stall
-that loop and every request in flight on it at the first request. A gateway on the embedded
-defaults imports neither. Each case runs in a fresh interpreter (the test process has long
-imported both).
+Clients and pools are made inside the loop at first use (they bind to it); importing their
+library there took ~175 ms (redis-py), ~180 ms (aiohttp) and ~75 ms (asyncpg) warm on the bench
+machine, twice that cold, and would stall that loop and every request in flight on it. Every part
+a config opts into (a Redis or PostgreSQL store, the aiohttp or httpx transport) imports its
+library where it is built; realtime sessions, always on, import aiohttp in a thread at the first
+one. A gateway on the embedded defaults imports none of them. Each build runs in a fresh
+interpreter (the test process has long imported them all).
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
+import types
 
 import pytest
+
+from aigw_asgi import _lazy
 
 REDIS = "redis://127.0.0.1:1"  # never connected: building a part must not touch the network
 PG = "postgresql://u@127.0.0.1:1/db"
@@ -55,6 +61,8 @@ PARTS = {
         "from aigw_asgi.budgets.postgres import PostgresLedger",
         f"PostgresLedger({PG!r})",
     ),
+    "aiohttp transport": ("aiohttp", "from aigw_asgi.transport import AiohttpTransport", "AiohttpTransport()"),
+    "httpx transport": ("httpx", "from aigw_asgi.transport import HttpxTransport", "HttpxTransport()"),
 }
 
 
@@ -74,7 +82,29 @@ def test_a_part_imports_its_driver_when_built(part: str) -> None:
     assert _loaded(*PARTS[part]) == (False, True)
 
 
-def test_a_memory_rate_limiter_imports_no_driver() -> None:
-    _, imports, _ = PARTS["rate limit"]
-    build = "RateLimitMiddleware(None, RateLimitConfig(limit=1, period=60))"
-    assert _loaded("redis", imports, build) == (False, False)
+@pytest.mark.parametrize("library", ["redis", "asyncpg", "aiohttp", "httpx"])
+def test_a_gateway_on_the_defaults_imports_none(library: str) -> None:
+    imports = "from aigw_asgi import Gateway; from aigw_asgi.config import Config"
+    assert _loaded(library, imports, "Gateway(Config())") == (False, False)
+
+
+def test_import_off_loop_imports_in_a_worker_thread_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, bool]] = []
+    module = types.ModuleType("aigw_not_loaded_yet")
+
+    def import_module(name: str) -> types.ModuleType:
+        calls.append((name, threading.current_thread() is threading.main_thread()))
+        sys.modules[name] = module
+        return module
+
+    monkeypatch.setattr(_lazy.importlib, "import_module", import_module)
+    monkeypatch.delitem(sys.modules, "aigw_not_loaded_yet", raising=False)
+
+    async def twice() -> tuple[object, object]:
+        return await _lazy.import_off_loop("aigw_not_loaded_yet"), await _lazy.import_off_loop("aigw_not_loaded_yet")
+
+    try:
+        assert asyncio.run(twice()) == (module, module)
+    finally:
+        sys.modules.pop("aigw_not_loaded_yet", None)
+    assert calls == [("aigw_not_loaded_yet", False)]  # off the loop's thread, and only while not loaded

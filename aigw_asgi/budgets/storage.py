@@ -59,19 +59,27 @@ def split_per_worker(config: Config, workers: int) -> list[str]:
     return errors
 
 
-def store_failures() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean "the budget storage is in trouble" (anything else is a bug)."""
+def store_failures(kind: str | None = None) -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the budget storage is in trouble" (anything else is a bug).
+
+    ``kind`` is the ledger's scheme (``memory``, ``sqlite``, ``redis…``, ``postgres…``): only its
+    driver's errors are added, so a gateway on the defaults does not import redis-py and asyncpg
+    at start-up (~250 ms) for a ledger it does not have. ``None`` (a ledger of unknown kind): the
+    errors of every driver installed.
+    """
     failures: list[type[BaseException]] = [OSError, sqlite3.Error]
-    try:
-        from redis.exceptions import RedisError
+    if kind is None or kind.startswith("redis"):
+        try:
+            from redis.exceptions import RedisError
 
-        failures.append(RedisError)
-    except ImportError:  # pragma: no cover - depends on the install
-        pass
-    try:
-        import asyncpg  # type: ignore[import-untyped]
+            failures.append(RedisError)
+        except ImportError:  # pragma: no cover - depends on the install
+            pass
+    if kind is None or kind.startswith("postgres"):
+        try:
+            import asyncpg  # type: ignore[import-untyped]
 
-        failures += [asyncpg.PostgresError, asyncpg.InterfaceError]
-    except ImportError:  # pragma: no cover - depends on the install
-        pass
+            failures += [asyncpg.PostgresError, asyncpg.InterfaceError]
+        except ImportError:  # pragma: no cover - depends on the install
+            pass
     return tuple(failures)

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._asgi import deny_websocket
+from .._lazy import import_off_loop
 from ..config import Config
 from ..context import ErrorType, RequestContext, ensure_context
 from ..errors import GatewayError, InvalidProvider, NotFound, UpstreamTimeout, UpstreamUnreachable
@@ -131,7 +132,9 @@ class RealtimeProxy:
 
     async def _connect(self, ctx: RequestContext, plan: UpstreamPlan, send: Send) -> Any:
         """The provider's socket, or ``None`` once the client has been told why there is none."""
-        import aiohttp
+        # The first session imports aiohttp (~180 ms warm) in a thread, not on the loop: realtime is
+        # always on, and loading aiohttp at start-up would cost every gateway that never uses it.
+        aiohttp = await import_off_loop("aiohttp")
 
         split = urlsplit(plan.url)
         ctx.upstream_host = split.hostname
