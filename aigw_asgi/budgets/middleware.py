@@ -47,18 +47,13 @@ from ..types import ASGIApp, Message, Receive, Scope, Send
 from .estimate import custom_cost, price_of, real_cost, worst_case
 from .ledger import Ledger, nanos, nanos_up
 from .rules import Charge, charges, compile_budgets, retry_after
-from .storage import ledger_url, make_ledger, store_failures
+from .storage import ledger_scheme, make_ledger, store_failures
 
 logger = logging.getLogger("aigw_asgi.budgets")
 
 _SETTLE_RETRIES = (1.0, 2.0, 4.0, 8.0, 16.0)  # then the lease is reclaimed (charged in full) at its deadline
 _MAX_WARNED = 1024
 _CLOSE_WAIT_S = 3.0
-
-
-def _scheme(config: Config) -> str:
-    """The configured ledger's scheme (what `make_ledger` will build, at first use)."""
-    return ledger_url(config).split("://", 1)[0]
 
 
 class BudgetMiddleware:
@@ -97,7 +92,7 @@ class BudgetMiddleware:
             logger=logger,
             timeout_s=self.spend.timeout_ms / 1000,
             backoff_s=outage_backoff_s,
-            failures=store_failures(getattr(ledger, "kind", None) if ledger is not None else _scheme(self.config)),
+            failures=store_failures(ledger.kind if ledger is not None else ledger_scheme(self.config)),
             consequence="budgeted requests are " + ("served uncounted" if self.spend.fail_open else "refused (503)"),
         )
         self._warned: set[tuple[str | None, str | None]] = set()

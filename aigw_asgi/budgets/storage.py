@@ -14,10 +14,15 @@ def ledger_url(config: Config) -> str:
     return config.spend.storage or config.logs.store
 
 
+def ledger_scheme(config: Config) -> str:
+    """The scheme of the configured ledger's URL: what `make_ledger` builds (``memory``, ``redis``…)."""
+    return ledger_url(config).split("://", 1)[0]
+
+
 def make_ledger(config: Config, *, timeout_s: float = 1.0) -> Ledger:
     url = ledger_url(config)
     gateway_id = config.gateway.id
-    scheme = url.split("://", 1)[0]
+    scheme = ledger_scheme(config)
     if scheme == "memory":
         return MemoryLedger()
     if scheme == "sqlite":
@@ -59,23 +64,22 @@ def split_per_worker(config: Config, workers: int) -> list[str]:
     return errors
 
 
-def store_failures(kind: str | None = None) -> tuple[type[BaseException], ...]:
+def store_failures(kind: str) -> tuple[type[BaseException], ...]:
     """The exceptions that mean "the budget storage is in trouble" (anything else is a bug).
 
-    ``kind`` is the ledger's scheme (``memory``, ``sqlite``, ``redis…``, ``postgres…``): only its
-    driver's errors are added, so a gateway on the defaults does not import redis-py and asyncpg
-    at start-up (~250 ms) for a ledger it does not have. ``None`` (a ledger of unknown kind): the
-    errors of every driver installed.
+    ``kind`` is the ledger's (`Ledger.kind`) or its URL's scheme (``memory``, ``sqlite``,
+    ``redis…``, ``postgres…``): only its driver's errors are added, so a gateway on the defaults
+    does not import redis-py and asyncpg at start-up (~250 ms) for a ledger it does not have.
     """
     failures: list[type[BaseException]] = [OSError, sqlite3.Error]
-    if kind is None or kind.startswith("redis"):
+    if kind.startswith("redis"):
         try:
             from redis.exceptions import RedisError
 
             failures.append(RedisError)
         except ImportError:  # pragma: no cover - depends on the install
             pass
-    if kind is None or kind.startswith("postgres"):
+    if kind.startswith("postgres"):
         try:
             import asyncpg  # type: ignore[import-untyped]
 
