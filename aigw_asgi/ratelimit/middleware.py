@@ -35,7 +35,6 @@ from ..config import RateLimitConfig
 from ..context import ErrorType, RequestContext, ensure_context, get_context
 from ..errors import GatewayError, RateLimited, StoreUnavailable, send_error
 from ..providers.registry import ProviderRegistry, model_from
-from ..redisclient import preload_redis
 from ..types import ASGIApp, Message, Receive, Scope, Send
 from .keys import (
     Facts,
@@ -51,7 +50,7 @@ from .keys import (
     provider_from_path,
     window_key,
 )
-from .storage import close_storage, logger, storage_from_uri
+from .storage import close_storage, logger, preload_storage, storage_from_uri
 
 Debits = list[tuple[Rule, RateLimiter, str]]
 """Token rules that admitted a request, with their counter keys (without window index)."""
@@ -108,8 +107,8 @@ class RateLimitMiddleware:
         )
         self._storage = storage
         self._own_storage = storage is None
-        if storage is None and not self.config.storage.startswith("memory://"):
-            preload_redis()  # the storage is built inside the loop at first use; its imports are not
+        if storage is None:
+            preload_storage(self.config.storage)
         self._guarded = True
         self._checks: tuple[Check, ...] | None = None  # token rules first
         self._fixed: RateLimiter

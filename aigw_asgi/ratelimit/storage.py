@@ -18,14 +18,26 @@ from typing import Any
 
 from limits.aio.storage import RedisClusterStorage, RedisStorage, Storage
 
+from ..redisclient import preload_redis
 from .memory import LoopMemoryStorage
 
 logger = logging.getLogger("aigw_asgi.ratelimit")
 
 
+def is_memory(uri: str) -> bool:
+    """Whether ``uri`` names the in-process storage (anything else is Redis, through redis-py)."""
+    return uri.startswith("memory://")
+
+
+def preload_storage(uri: str) -> None:
+    """Import what `storage_from_uri` will need for ``uri``, now: it runs inside the loop at first use."""
+    if not is_memory(uri):
+        preload_redis()
+
+
 def storage_from_uri(uri: str, *, timeout_s: float, key_prefix: str) -> Storage:
     """A `limits.aio` storage for a config URI; Redis timeouts are bounded by ``timeout_s``."""
-    if uri.startswith("memory://"):
+    if is_memory(uri):
         return LoopMemoryStorage()
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
